@@ -1,0 +1,50 @@
+"""The exceptions mtotrust raises.
+
+Every leaf also subclasses the builtin it is (a bad snapshot is a ``ValueError``), so callers who do not know
+mtotrust can still catch it, and every one carries the offending value as an attribute.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AuthResultsError", "IdentityError", "MtoTrustError", "PolicyError", "SnapshotError"]
+
+
+class MtoTrustError(Exception):
+    """Root of every exception mtotrust raises on purpose."""
+
+
+class SnapshotError(MtoTrustError, ValueError):
+    """A directory snapshot cannot be read: names the file, the JSON path and the offending value."""
+
+    def __init__(self, message: str, *, file: str | None = None, path: str | None = None,
+                 value: object = None) -> None:
+        self.file = file
+        self.path = path
+        self.value = value
+        where = ": ".join(part for part in (file, path) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class PolicyError(MtoTrustError, ValueError):
+    """A policy is invalid: names the key path, the offending value and what is allowed."""
+
+    def __init__(self, message: str, *, key: str | None = None, value: object = None) -> None:
+        self.key = key
+        self.value = value
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+class IdentityError(MtoTrustError, ValueError):
+    """An identity (address) is malformed: names the value and the rule it breaks."""
+
+    def __init__(self, message: str, *, value: object = None) -> None:
+        self.value = value
+        super().__init__(message)
+
+
+class AuthResultsError(MtoTrustError, ValueError):
+    """An ``Authentication-Results`` header value cannot be parsed (RFC 8601)."""
+
+    def __init__(self, message: str, *, value: object = None) -> None:
+        self.value = value
+        super().__init__(message)
