@@ -1,0 +1,275 @@
+"""Frozen, slotted records that carry data on the hot path.
+
+Nothing here validates input from outside: :mod:`mtotrust.graph` and :mod:`mtotrust.policy` do that at the
+boundary and build these records once.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "DirectoryUser",
+    "DlpDecision",
+    "Identity",
+    "LabelDecision",
+    "MailAuth",
+    "MailDecision",
+    "Resolution",
+    "TeamsDecision",
+    "Tenant",
+    "Trust",
+]
+
+
+class Trust(enum.Enum):
+    """How far an identity is trusted, ordered ``untrusted < external < guest < mto_member < internal``.
+
+    .. versionadded:: 0.1.0
+    """
+
+    UNTRUSTED = "untrusted"
+    EXTERNAL = "external"
+    GUEST = "guest"
+    MTO_MEMBER = "mto_member"
+    INTERNAL = "internal"
+
+    @property
+    def rank(self) -> int:
+        """Position in the order, ``0`` for ``untrusted`` up to ``4`` for ``internal``."""
+        return _RANK[self]
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Trust):
+            return NotImplemented
+        return _RANK[self] < _RANK[other]
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Trust):
+            return NotImplemented
+        return _RANK[self] <= _RANK[other]
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Trust):
+            return NotImplemented
+        return _RANK[self] > _RANK[other]
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Trust):
+            return NotImplemented
+        return _RANK[self] >= _RANK[other]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_RANK = {trust: rank for rank, trust in enumerate(Trust)}
+
+
+@attrs.frozen(slots=True)
+class Tenant:
+    """A tenant of the multi-tenant organization (``mto.json``), with its MTO ``state`` and ``role``.
+
+    .. versionadded:: 0.1.0
+    """
+
+    tenant_id: str
+    display_name: str | None = None
+    role: str | None = None
+    state: str | None = None
+
+
+@attrs.frozen(slots=True)
+class DirectoryUser:
+    """A user object of the local directory, reduced to the fields that decide trust.
+
+    ``external`` is the external-object test of design section 3, computed once when the record is built: a
+    ``federated`` identity issued by ``ExternalAzureAD``, an ``#EXT#`` user principal name, or
+    ``creationType == "Invitation"``.
+
+    .. versionadded:: 0.1.0
+    """
+
+    id: str
+    user_principal_name: str | None = None
+    mail: str | None = None
+    other_mails: tuple[str, ...] = ()
+    proxy_addresses: tuple[str, ...] = ()
+    user_type: str | None = None
+    creation_type: str | None = None
+    account_enabled: bool | None = None
+    external: bool = False
+
+
+@attrs.frozen(slots=True)
+class Identity:
+    """An identity an app asks about: an address and, where the app knows it, the home ``tenant_id``.
+
+    .. versionadded:: 0.1.0
+    """
+
+    address: str
+    tenant_id: str | None = None
+
+
+@attrs.frozen(slots=True)
+class MailAuth:
+    """Mail authentication results established by the calling app, trusted as given.
+
+    ``dmarc`` and ``compauth`` are result words (``"pass"``, ``"fail"``, ``"none"`` ...), ``header_from`` the
+    RFC 5322 From domain they were computed for (it must still align with the sender), ``smtp_auth`` true for
+    mail submitted with SMTP AUTH.
+
+    .. versionadded:: 0.1.0
+    """
+
+    dmarc: str | None = None
+    compauth: str | None = None
+    header_from: str | None = None
+    smtp_auth: bool = False
+
+
+def _identity_dict(resolution: Resolution) -> dict[str, Any]:
+    return {
+        "identity": resolution.identity,
+        "address": resolution.address,
+        "trust": resolution.trust.value,
+        "reasons": list(resolution.reasons),
+        "user_id": resolution.user.id if resolution.user else None,
+        "home_tenant_id": resolution.home_tenant_id,
+    }
+
+
+@attrs.frozen(slots=True)
+class Resolution:
+    """Where an identity stands in the local directory: its trust and every check that decided it.
+
+    ``identity`` is the text asked about, ``address`` its normal form (``None`` when it is invalid),
+    ``user`` the matched directory object, ``home_tenant_id`` the tenant its domain maps to.
+
+    .. versionadded:: 0.1.0
+    """
+
+    identity: str
+    trust: Trust
+    reasons: tuple[str, ...]
+    address: str | None = None
+    user: DirectoryUser | None = None
+    home_tenant_id: str | None = None
+    tenant_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return _identity_dict(self)
+
+
+@attrs.frozen(slots=True)
+class MailDecision:
+    """Whether a mail-flow filter tags a message ``[External]``.
+
+    .. versionadded:: 0.1.0
+    """
+
+    tag_external: bool
+    trust: Trust
+    authenticated: bool
+    reasons: tuple[str, ...]
+    resolution: Resolution
+    subject_tag: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "app": "mail",
+            "tag_external": self.tag_external,
+            "trust": self.trust.value,
+            "authenticated": self.authenticated,
+            "subject_tag": self.subject_tag,
+            "reasons": list(self.reasons),
+            "sender": _identity_dict(self.resolution),
+        }
+
+
+@attrs.frozen(slots=True)
+class DlpDecision:
+    """Whether content shared with ``recipients`` stays inside the organization (Purview ``AccessScope``).
+
+    .. versionadded:: 0.1.0
+    """
+
+    inside_organization: bool
+    recipients: tuple[Resolution, ...]
+    reasons: tuple[str, ...]
+
+    @property
+    def access_scope(self) -> str:
+        """``"InOrganization"`` or ``"NotInOrganization"``, as Purview DLP rules name it."""
+        return "InOrganization" if self.inside_organization else "NotInOrganization"
+
+    @property
+    def trust(self) -> Trust:
+        """The lowest trust among the recipients (``internal`` for none)."""
+        return min((r.trust for r in self.recipients), default=Trust.INTERNAL)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "app": "dlp",
+            "inside_organization": self.inside_organization,
+            "access_scope": self.access_scope,
+            "reasons": list(self.reasons),
+            "recipients": [_identity_dict(r) for r in self.recipients],
+        }
+
+
+@attrs.frozen(slots=True)
+class LabelDecision:
+    """The usage rights a sensitivity label grants an identity.
+
+    .. versionadded:: 0.1.0
+    """
+
+    label: str
+    rights: frozenset[str]
+    trust: Trust
+    reasons: tuple[str, ...]
+    resolution: Resolution
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (rights sorted)."""
+        return {
+            "app": "labels",
+            "label": self.label,
+            "rights": sorted(self.rights),
+            "trust": self.trust.value,
+            "reasons": list(self.reasons),
+            "identity": _identity_dict(self.resolution),
+        }
+
+
+@attrs.frozen(slots=True)
+class TeamsDecision:
+    """Whether a Teams collaboration ``action`` is allowed with an identity.
+
+    .. versionadded:: 0.1.0
+    """
+
+    action: str
+    allowed: bool
+    trust: Trust
+    reasons: tuple[str, ...]
+    resolution: Resolution
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "app": "teams",
+            "action": self.action,
+            "allowed": self.allowed,
+            "trust": self.trust.value,
+            "reasons": list(self.reasons),
+            "identity": _identity_dict(self.resolution),
+        }
