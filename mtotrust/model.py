@@ -86,9 +86,8 @@ class Tenant:
 class DirectoryUser:
     """A user object of the local directory, reduced to the fields that decide trust.
 
-    ``external`` is the external-object test of design section 3, computed once when the record is built: a
-    ``federated`` identity issued by ``ExternalAzureAD``, an ``#EXT#`` user principal name, or
-    ``creationType == "Invitation"``.
+    ``federated_external`` says the object has a ``federated`` identity issued by ``ExternalAzureAD``;
+    :attr:`external` derives the whole external-object test of design section 3 from it.
 
     .. versionadded:: 0.1.0
     """
@@ -101,7 +100,17 @@ class DirectoryUser:
     user_type: str | None = None
     creation_type: str | None = None
     account_enabled: bool | None = None
-    external: bool = False
+    federated_external: bool = False
+
+    @property
+    def external(self) -> bool:
+        """Whether the object belongs to someone at home elsewhere.
+
+        True for a federated ``ExternalAzureAD`` identity, an ``#EXT#`` user principal name, or
+        ``creationType == "Invitation"``.
+        """
+        return (self.federated_external or self.creation_type == "Invitation"
+                or (self.user_principal_name is not None and "#ext#" in self.user_principal_name.lower()))
 
 
 @attrs.frozen(slots=True)

@@ -1,0 +1,198 @@
+"""Address and domain normalisation (design section 3, step 1).
+
+One function per idea: :func:`normalize_address` is the only parser of an e-mail address, used for the
+identities apps ask about and for every address in the directory, so both sides are compared in the same form.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+import idna
+
+from mtotrust._confusables import skeleton
+from mtotrust.errors import IdentityError
+
+__all__ = [
+    "MAX_ADDRESS_LENGTH",
+    "domain_skeleton",
+    "normalize_address",
+    "normalize_domain",
+    "proxy_smtp_address",
+    "split_ext_upn",
+]
+
+MAX_ADDRESS_LENGTH = 320
+"""Longest address accepted (RFC 3696 erratum: 64 + 1 + 255)."""
+
+_EXT = "#ext#"
+_DOMAIN_CACHE_SIZE = 1 << 16
+# RFC 5322 atext, ASCII part; non-ASCII is allowed by RFC 6531 and checked by category below.
+_ASCII_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_ATEXT_ASCII = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-")
+# Control, format (zero-width, bidi), surrogate, private-use and unassigned code points, and every space or
+# separator but the ASCII space: none of them belongs in an address, and several hide what a user reads.
+_REJECTED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
+_AT_LOOKALIKES = ("\uff20", "\ufe6b")  # FULLWIDTH and SMALL COMMERCIAL AT
+
+
+def _fail(text: str, rule: str) -> IdentityError:
+    shown = text if len(text) <= 80 else text[:77] + "..."
+    return IdentityError(f"invalid address {shown!r}: {rule}", value=text)
+
+
+def _bad_character(text: str) -> str | None:
+    """Return why ``text`` holds a character no address may hold, or ``None``."""
+    for ch in text:
+        if ch < "\x80":
+            if ch < " " or ch == "\x7f":
+                return f"control character U+{ord(ch):04X} is not allowed"
+            continue
+        category = unicodedata.category(ch)
+        if category in _REJECTED_CATEGORIES:
+            name = unicodedata.name(ch, "unnamed")
+            return (f"character U+{ord(ch):04X} ({name}, category {category}) is not allowed; "
+                    "remove invisible, control and non-ASCII space characters")
+    return None
+
+
+def _check_local_part(local: str, whole: str) -> str:
+    if not local:
+        raise _fail(whole, "the local part before '@' is empty")
+    if local.isascii():
+        if _ASCII_DOT_ATOM.fullmatch(local) is None:
+            raise _fail(whole, "the local part must be a dot-atom (letters, digits, !#$%&'*+/=?^_`{|}~- and "
+                               "single inner dots); quoted local parts are not accepted")
+        return local.lower()
+    if not local.isprintable():
+        raise _fail(whole, _bad_character(local) or "a character that cannot be printed is not allowed")
+    for atom in local.split("."):
+        if not atom:
+            raise _fail(whole, "the local part has an empty dot-separated part (leading, trailing or '..')")
+        for ch in atom:
+            if ch < "\x80" and ch not in _ATEXT_ASCII:
+                raise _fail(whole, f"character {ch!r} is not allowed in an unquoted local part")
+    return unicodedata.normalize("NFC", local).lower()
+
+
+@functools.lru_cache(maxsize=_DOMAIN_CACHE_SIZE)
+def _domain_a_label(domain: str) -> str:
+    """Return the UTS-46 (non-transitional) A-label form of ``domain``.
+
+    Raises ``ValueError`` whose message is the rule broken; callers wrap it with the whole value.
+    """
+    if not domain:
+        raise ValueError("the domain is empty")
+    if domain.endswith("."):
+        raise ValueError("the domain ends with a dot; remove the trailing dot")
+    if not domain.isprintable():
+        raise ValueError(_bad_character(domain) or "a character that cannot be printed is not allowed")
+    try:
+        encoded = idna.encode(domain, uts46=True, std3_rules=True, transitional=False)
+    except idna.IDNAError as exc:
+        raise ValueError(f"the domain is not a valid internationalised domain name ({exc})") from None
+    return encoded.decode("ascii").lower()
+
+
+def normalize_domain(domain: str) -> str:
+    """Return ``domain`` as a lower-case A-label (punycode) domain, or raise :class:`IdentityError`.
+
+    UTS-46 non-transitional processing maps case and compatibility forms (``ＣＯＮＴＯＳＯ.com`` is
+    ``contoso.com``); the result is cached per domain because the mapping is slow.
+
+    .. versionadded:: 0.1.0
+    """
+    try:
+        return _domain_a_label(domain.strip(" \t"))
+    except ValueError as exc:
+        raise _fail(domain, str(exc)) from None
+
+
+@functools.lru_cache(maxsize=_DOMAIN_CACHE_SIZE)
+def domain_skeleton(a_label: str) -> str:
+    """Return the UTS-39 confusable skeleton of an A-label domain, computed on its Unicode form.
+
+    .. versionadded:: 0.1.0
+    """
+    try:
+        unicode_form = idna.decode(a_label)
+    except idna.IDNAError:
+        unicode_form = a_label
+    return skeleton(unicode_form)
+
+
+def normalize_address(text: str) -> tuple[str, str]:
+    """Split and normalise an e-mail address into ``(local_part, a_label_domain)``.
+
+    Trims ASCII spaces and tabs at both ends only, rejects everything design section 3 rejects, lower-cases
+    the NFC local part with ``str.lower`` (not ``casefold``: it would merge distinct mailboxes) and maps the
+    domain to its A-label.
+
+    Raises:
+        IdentityError: naming the value and the rule it breaks.
+
+    .. versionadded:: 0.1.0
+    """
+    if not isinstance(text, str):
+        raise IdentityError(f"an address must be a str, not {type(text).__name__}: {text!r:.80}", value=text)
+    trimmed = text.strip(" \t")
+    if len(trimmed) > MAX_ADDRESS_LENGTH:
+        raise _fail(trimmed, f"the address is {len(trimmed)} characters long; at most {MAX_ADDRESS_LENGTH}")
+    if any(at in trimmed for at in _AT_LOOKALIKES):
+        raise _fail(trimmed, "a look-alike '@' (fullwidth or small commercial at) is not an address separator")
+    count = trimmed.count("@")
+    if count != 1:
+        raise _fail(trimmed, "an address needs exactly one '@'" if count == 0 else
+                    f"an address needs exactly one '@', found {count}")
+    local, _, domain = trimmed.partition("@")
+    # str.isprintable is False exactly for the rejected categories (and keeps the common case in C).
+    if not trimmed.isprintable():
+        raise _fail(trimmed, _bad_character(trimmed) or "a character that cannot be printed is not allowed")
+    local = _check_local_part(local, trimmed)
+    if not domain:
+        raise _fail(trimmed, "the domain after '@' is empty")
+    try:
+        a_label = _domain_a_label(domain)
+    except ValueError as exc:
+        raise _fail(trimmed, str(exc)) from None
+    return local, a_label
+
+
+def split_ext_upn(local: str, whole: str) -> tuple[str, str] | None:
+    """Decode a normalised ``alias_homedomain#ext#`` local part into ``(alias, home_a_label_domain)``.
+
+    Returns ``None`` when the local part carries no ``#EXT#`` marker. The caller decides whether the host
+    is a local verified domain (only then is the UPN decoded at all).
+
+    Raises:
+        IdentityError: for a malformed marker (no ``_``, several ``#EXT#``, empty alias or home domain).
+
+    .. versionadded:: 0.1.0
+    """
+    if _EXT not in local:
+        return None
+    if local.count(_EXT) != 1 or not local.endswith(_EXT):
+        raise _fail(whole, "an #EXT# user principal name has exactly one '#EXT#' right before '@'")
+    encoded = local[: -len(_EXT)]
+    alias, sep, home = encoded.rpartition("_")
+    if not sep or not alias or not home:
+        raise _fail(whole, "an #EXT# user principal name reads 'alias_homedomain#EXT#@host'; "
+                           "the alias or home domain is missing")
+    try:
+        home_domain = _domain_a_label(home)
+    except ValueError as exc:
+        raise _fail(whole, f"the home domain encoded in the #EXT# name is invalid: {exc}") from None
+    alias = _check_local_part(alias, whole)
+    return alias, home_domain
+
+
+def proxy_smtp_address(proxy: str) -> str | None:
+    """Return the address of an ``SMTP:``/``smtp:`` proxy address, ``None`` for other kinds (``X500:`` ...).
+
+    .. versionadded:: 0.1.0
+    """
+    if proxy.startswith(("SMTP:", "smtp:")):
+        return proxy[5:]
+    return None

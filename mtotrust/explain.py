@@ -1,0 +1,118 @@
+"""Human-readable explanations of resolutions and decisions, from their stable reason codes.
+
+:data:`REASONS` is the one catalogue of reason codes; ``docs/reasons.md`` documents the same codes and a test
+keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from mtotrust.model import DlpDecision, LabelDecision, MailDecision, Resolution, TeamsDecision
+
+__all__ = ["REASONS", "explain"]
+
+REASONS: dict[str, str] = {
+    # identity and domain
+    "invalid_identity": "the identity is not a valid address, so it cannot be trusted",
+    "ext_upn_decoded": "the #EXT# user principal name at a local domain was decoded to the home address",
+    "local_domain": "the domain is a verified domain of the local tenant",
+    "domain_known": "the domain belongs to a known tenant (domains.json)",
+    "domain_unknown": "the domain belongs to no tenant the snapshot knows",
+    "confusable_domain": "the domain is not known but looks like a known one (UTS-39 confusable): spoofing",
+    "blocked": "the policy's overrides.block names this address or domain",
+    # directory object
+    "ambiguous_match": "two or more directory objects carry this address, so none can be trusted",
+    "object_found": "a directory object carries this address",
+    "no_object": "no directory object carries this address",
+    "object_external": "the object belongs to someone at home in another tenant",
+    "object_not_external": "the object is a native local object: a foreign address on it proves nothing",
+    "account_enabled": "the account is enabled",
+    "account_disabled": "the account is disabled",
+    "account_enabled_missing": "the snapshot does not say whether the account is enabled (fail closed)",
+    "user_type_member": "the object's userType is Member",
+    "user_type_guest": "the object's userType is Guest",
+    "user_type_missing": "the snapshot does not carry the object's userType (fail closed)",
+    "user_type_not_member": "the object's userType is neither Member nor Guest",
+    "home_evidence_agrees": "the object's #EXT# name points to the same home tenant as the address",
+    "home_evidence_disagrees": "the object's #EXT# name points to another home tenant than the address",
+    # tenant
+    "home_tenant_unknown": "the address's domain maps to no tenant, so MTO membership cannot be shown",
+    "tenant_active": "the home tenant is active in the multi-tenant organization",
+    "tenant_pending": "the home tenant is only pending in the multi-tenant organization",
+    "tenant_removed": "the home tenant is being removed from the multi-tenant organization",
+    "tenant_state_unknown": "the home tenant's MTO state is missing or unknown (fail closed)",
+    "tenant_not_in_mto": "the home tenant is not part of the multi-tenant organization",
+    "partner_in_mto": "the cross-tenant access partner policy marks the tenant as an MTO member",
+    "partner_not_in_mto": "the cross-tenant access partner policy says the tenant is not in the MTO",
+    "tenant_id_verified": "the tenant id the app gave matches the domain's home tenant",
+    "tenant_id_mismatch": "the tenant id the app gave differs from the domain's home tenant",
+    "tenant_id_unverifiable": "the domain maps to no tenant, so the given tenant id could not be checked",
+    # mail
+    "auth_missing": "no authentication results were given",
+    "auth_given": "the app supplied authentication results, trusted as given",
+    "auth_invalid": "the authentication argument is of an unsupported type and was ignored",
+    "auth_header_trusted": "the topmost trusted Authentication-Results header was used",
+    "auth_header_untrusted": "no Authentication-Results header was stamped by a trusted authserv-id",
+    "auth_header_unparsable": "the topmost trusted Authentication-Results header cannot be parsed: a failure",
+    "unauthenticated": "the message is not authenticated",
+    "auth_pass": "DMARC or composite authentication passed for the sender's domain",
+    "smtp_auth_pass": "the message was submitted with SMTP AUTH from a local-domain sender",
+    "auth_not_pass": "neither DMARC nor composite authentication passed",
+    "auth_misaligned": "authentication passed for another domain than the sender's",
+    "auth_fail": "DMARC or composite authentication failed explicitly",
+    "spoof_suspected": "authentication failed for a local or MTO domain: the sender is likely spoofed",
+    "unauthenticated_capped": "unauthenticated mail is capped at external trust",
+    "tagged_below_untagged_at": "trust is below mail.untagged_at, so the message is tagged external",
+    "untagged": "trust is at or above mail.untagged_at, so the message is not tagged",
+    # DLP, labels, Teams
+    "no_recipients": "there are no recipients, so nothing leaves the organization",
+    "all_recipients_inside": "every recipient is at or above dlp.inside_at",
+    "recipient_below_inside_at": "at least one recipient is below dlp.inside_at",
+    "label_rights_granted": "the label grants usage rights at this trust level",
+    "label_no_rights": "the label lists no rights for this trust level",
+    "teams_allowed": "trust meets the policy's minimum for this Teams action",
+    "teams_below_minimum": "trust is below the policy's minimum for this Teams action",
+    # engine
+    "internal_error": "an internal error occurred; the decision failed closed",
+}
+
+Decision = Resolution | MailDecision | DlpDecision | LabelDecision | TeamsDecision
+
+
+def _lines(reasons: tuple[str, ...]) -> list[str]:
+    return [f"  - {code}: {REASONS.get(code, 'undocumented reason')}" for code in reasons]
+
+
+def _resolution_text(resolution: Resolution) -> list[str]:
+    who = resolution.address or repr(resolution.identity[:80])
+    head = f"{who} is {resolution.trust.value}"
+    if resolution.user is not None:
+        head += f" (directory object {resolution.user.id})"
+    if resolution.home_tenant_id:
+        head += f", home tenant {resolution.home_tenant_id}"
+    return [head + ":", *_lines(resolution.reasons)]
+
+
+def explain(decision: Decision) -> str:
+    """Return a human explanation of a resolution or decision: the outcome, then every reason in order.
+
+    .. versionadded:: 0.1.0
+    """
+    if isinstance(decision, Resolution):
+        return "\n".join(_resolution_text(decision))
+    if isinstance(decision, MailDecision):
+        outcome = "tagged external" if decision.tag_external else "not tagged"
+        auth = "authenticated" if decision.authenticated else "not authenticated"
+        head = f"Mail from {decision.resolution.address or decision.resolution.identity[:80]!r}: {outcome} " \
+               f"({auth}, trust {decision.trust.value})."
+        return "\n".join([head, *_lines(decision.reasons)])
+    if isinstance(decision, DlpDecision):
+        head = f"DLP: {decision.access_scope} ({len(decision.recipients)} recipients)."
+        body = [line for r in decision.recipients for line in _resolution_text(r)]
+        return "\n".join([head, *_lines(decision.reasons), *body])
+    if isinstance(decision, LabelDecision):
+        rights = ", ".join(sorted(decision.rights)) or "no rights"
+        head = f"Label {decision.label!r} grants {rights} at trust {decision.trust.value}."
+        return "\n".join([head, *_lines(decision.reasons)])
+    verdict = "allowed" if decision.allowed else "not allowed"
+    head = f"Teams {decision.action}: {verdict} at trust {decision.trust.value}."
+    return "\n".join([head, *_lines(decision.reasons)])

@@ -1,0 +1,242 @@
+"""``Policy``: the declarative trust policy of design section 4, validated by pydantic.
+
+Unknown keys are errors: a typo must be a :class:`~mtotrust.errors.PolicyError`, not a silently ignored rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from mtotrust.address import normalize_address, normalize_domain
+from mtotrust.errors import IdentityError, PolicyError
+from mtotrust.model import Trust
+
+__all__ = ["PERMISSION_LEVELS", "TEAMS_ACTIONS", "USAGE_RIGHTS", "Policy"]
+
+USAGE_RIGHTS = frozenset({
+    "VIEW", "DOCEDIT", "EDIT", "COMMENT", "EXPORT", "FORWARD", "OWNER", "PRINT", "REPLY", "REPLYALL", "EXTRACT",
+    "VIEWRIGHTSDATA", "EDITRIGHTSDATA", "OBJMODEL",
+})
+"""Usage-right codes of Azure Information Protection (``domain.md``, sensitivity labels)."""
+
+_VIEWER = frozenset({"VIEW", "VIEWRIGHTSDATA", "REPLY", "REPLYALL", "OBJMODEL"})
+_REVIEWER = _VIEWER | {"EDIT", "DOCEDIT", "FORWARD"}
+_CO_AUTHOR = _REVIEWER | {"EXTRACT", "EXPORT", "PRINT"}
+PERMISSION_LEVELS: dict[str, frozenset[str]] = {
+    "Viewer": _VIEWER,
+    "Reviewer": _REVIEWER,
+    "Co-Author": _CO_AUTHOR,
+    "Co-Owner": _CO_AUTHOR | {"EDITRIGHTSDATA", "OWNER"},
+}
+"""Built-in permission levels, expanded to usage rights."""
+
+TEAMS_ACTIONS = ("chat", "call", "meeting_lobby_bypass", "file_sharing", "presence", "people_search")
+"""Teams collaboration actions a policy sets a minimum trust for."""
+
+TrustName = Literal["untrusted", "external", "guest", "mto_member", "internal"]
+Right = Literal["VIEW", "DOCEDIT", "EDIT", "COMMENT", "EXPORT", "FORWARD", "OWNER", "PRINT", "REPLY", "REPLYALL",
+                "EXTRACT", "VIEWRIGHTSDATA", "EDITRIGHTSDATA", "OBJMODEL"]
+LevelName = Literal["Viewer", "Reviewer", "Co-Author", "Co-Owner"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class MailPolicy(_Section):
+    """``[mail]``: external tagging."""
+
+    untagged_at: TrustName = "mto_member"
+    require_authentication: bool = True
+    trusted_authserv_ids: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    accept_exchange_online_results: bool = False
+    subject_tag: str = "[External]"
+
+
+class DlpPolicy(_Section):
+    """``[dlp]``: who counts as inside the organization."""
+
+    inside_at: TrustName = "mto_member"
+
+
+class TeamsPolicy(_Section):
+    """``[teams]``: minimum trust per collaboration action."""
+
+    chat: TrustName = "external"
+    call: TrustName = "external"
+    meeting_lobby_bypass: TrustName = "mto_member"
+    file_sharing: TrustName = "mto_member"
+    presence: TrustName = "mto_member"
+    people_search: TrustName = "mto_member"
+
+
+class OverridesPolicy(_Section):
+    """``[overrides]``: addresses and domains that are always ``untrusted``."""
+
+    block: list[str] = Field(default_factory=list)
+
+
+LabelGrant = LevelName | list[Right]
+
+
+class Policy(BaseModel):
+    """A trust policy (design section 4): loaded from TOML or JSON, or built in.
+
+    .. versionadded:: 0.1.0
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    version: Literal[1] = 1
+    mail: MailPolicy = MailPolicy()
+    dlp: DlpPolicy = DlpPolicy()
+    teams: TeamsPolicy = TeamsPolicy()
+    labels: dict[str, dict[TrustName, LabelGrant]] = Field(default_factory=dict)
+    overrides: OverridesPolicy = OverridesPolicy()
+
+    _blocks: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
+    _fingerprint: str = PrivateAttr(default="")
+
+    @pydantic.field_validator("overrides")
+    @classmethod
+    def _check_block(cls, value: OverridesPolicy) -> OverridesPolicy:
+        for entry in value.block:
+            _block_key(entry)
+        return value
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Derive, once, what every decision reads: the block sets and the fingerprint."""
+        keys = [_block_key(e) for e in self.overrides.block]
+        self._blocks = {kind: frozenset(v for k, v in keys if k == kind) for kind in ("address", "domain", "wildcard")}
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        self._fingerprint = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    # -- construction --------------------------------------------------------------------------------------
+
+    @classmethod
+    def default(cls) -> Policy:
+        """Return the MTO-aware default: MTO members are untagged, inside for DLP and may collaborate."""
+        return cls()
+
+    @classmethod
+    def classic(cls) -> Policy:
+        """Return Exchange and Purview's behaviour without MTO awareness: MTO members get nothing internal."""
+        internal_only = dict.fromkeys(("meeting_lobby_bypass", "file_sharing", "presence", "people_search"),
+                                      "internal")
+        return cls.from_data({"mail": {"untagged_at": "internal"}, "dlp": {"inside_at": "internal"},
+                              "teams": internal_only})
+
+    @classmethod
+    def from_data(cls, data: Any, *, source: str = "policy") -> Policy:
+        """Validate a decoded policy document (the TOML/JSON structure).
+
+        Raises:
+            PolicyError: naming the key path, the value and what is allowed.
+        """
+        try:
+            return cls.model_validate(data)
+        except pydantic.ValidationError as exc:
+            raise _policy_error(exc, source) from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Policy:
+        """Read a policy file: TOML, or JSON when the name ends in ``.json``.
+
+        Raises:
+            PolicyError: for a missing or unreadable file, bad syntax, or a bad key or value.
+        """
+        p = Path(path)
+        try:
+            raw = p.read_bytes()
+        except OSError as exc:
+            raise PolicyError(f"cannot read policy file {str(p)!r} ({exc.strerror})", value=str(p)) from None
+        try:
+            text = raw.decode("utf-8")
+            data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise PolicyError(f"policy file {str(p)!r} is not valid {'JSON' if p.suffix == '.json' else 'TOML'}: "
+                              f"{exc}", value=str(p)) from None
+        return cls.from_data(data, source=str(p))
+
+    # -- reading -------------------------------------------------------------------------------------------
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable hash of the policy's meaning (same policy, same fingerprint, across processes)."""
+        return self._fingerprint
+
+    def label_rights(self, label: str, trust: Trust) -> frozenset[str]:
+        """Return the usage rights ``label`` grants at ``trust`` (none for a level the label does not list).
+
+        Raises:
+            PolicyError: when the policy defines no label named ``label``.
+        """
+        levels = self.labels.get(label)
+        if levels is None:
+            known = ", ".join(repr(n) for n in sorted(self.labels)) or "none"
+            raise PolicyError(f"unknown label {label!r}; the policy defines {known}", key=f"labels.{label}",
+                              value=label)
+        grant = levels.get(trust.value)
+        if grant is None:
+            return frozenset()
+        return PERMISSION_LEVELS[grant] if isinstance(grant, str) else frozenset(grant)
+
+    def teams_minimum(self, action: str) -> Trust:
+        """Return the minimum trust for a Teams ``action``.
+
+        Raises:
+            PolicyError: for an action that is not one of :data:`TEAMS_ACTIONS`.
+        """
+        if action not in TEAMS_ACTIONS:
+            raise PolicyError(f"unknown Teams action {action!r}; allowed: {', '.join(TEAMS_ACTIONS)}",
+                              key="teams", value=action)
+        return Trust(getattr(self.teams, action))
+
+    def blocked(self, address: str, domain: str) -> bool:
+        """Return whether ``overrides.block`` names a normalised ``address`` or its ``domain``."""
+        blocks = self._blocks
+        if address in blocks["address"] or domain in blocks["domain"]:
+            return True
+        wildcards = blocks["wildcard"]
+        if not wildcards:
+            return False
+        labels = domain.split(".")
+        return any(".".join(labels[i:]) in wildcards for i in range(len(labels)))
+
+
+def _block_key(entry: str) -> tuple[str, str]:
+    """Classify and normalise an ``overrides.block`` entry; raise ``ValueError`` naming a bad one."""
+    try:
+        if "@" in entry:
+            local, domain = normalize_address(entry)
+            return "address", f"{local}@{domain}"
+        if entry.startswith("*."):
+            return "wildcard", normalize_domain(entry[2:])
+        return "domain", normalize_domain(entry)
+    except IdentityError as exc:
+        raise ValueError(f"block entry {entry!r} is not an address, a domain or '*.domain': {exc}") from None
+
+
+def _policy_error(exc: pydantic.ValidationError, source: str) -> PolicyError:
+    error = exc.errors(include_url=False)[0]
+    loc = [str(p) for p in error["loc"] if not str(p).startswith(("literal[", "tuple[", "function-"))]
+    key = ".".join(loc) or "(top level)"
+    value = error.get("input")
+    allowed = ""
+    ctx = error.get("ctx") or {}
+    if "expected" in ctx:
+        allowed = f"; allowed: {ctx['expected']}"
+    elif error["type"] == "extra_forbidden":
+        allowed = "; remove it or check its spelling against docs/policy.md"
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return PolicyError(f"{error['msg']} (got {shown}){allowed} [in {source}]", key=key, value=value)
