@@ -6,9 +6,9 @@ keeps the two in step.
 
 from __future__ import annotations
 
-from mtotrust.model import DlpDecision, LabelDecision, MailDecision, Resolution, TeamsDecision
+from mtotrust.model import DlpDecision, LabelDecision, MailDecision, Resolution, TeamsDecision, Trust
 
-__all__ = ["REASONS", "explain"]
+__all__ = ["CAPS", "REASONS", "explain", "failed_checks"]
 
 REASONS: dict[str, str] = {
     # identity and domain
@@ -75,7 +75,41 @@ REASONS: dict[str, str] = {
     "internal_error": "an internal error occurred; the decision failed closed",
 }
 
+CAPS: dict[str, Trust] = {
+    "invalid_identity": Trust.UNTRUSTED,
+    "confusable_domain": Trust.UNTRUSTED,
+    "blocked": Trust.UNTRUSTED,
+    "ambiguous_match": Trust.UNTRUSTED,
+    "tenant_id_mismatch": Trust.UNTRUSTED,
+    "spoof_suspected": Trust.UNTRUSTED,
+    "internal_error": Trust.UNTRUSTED,
+    "no_object": Trust.EXTERNAL,
+    "object_not_external": Trust.EXTERNAL,
+    "account_disabled": Trust.EXTERNAL,
+    "account_enabled_missing": Trust.EXTERNAL,
+    "unauthenticated_capped": Trust.EXTERNAL,
+    "user_type_guest": Trust.GUEST,
+    "user_type_missing": Trust.GUEST,
+    "user_type_not_member": Trust.GUEST,
+    "home_tenant_unknown": Trust.GUEST,
+    "tenant_pending": Trust.GUEST,
+    "tenant_removed": Trust.GUEST,
+    "tenant_state_unknown": Trust.GUEST,
+    "tenant_not_in_mto": Trust.GUEST,
+    "partner_not_in_mto": Trust.GUEST,
+    "home_evidence_disagrees": Trust.GUEST,
+}
+"""Reason codes that lower trust, with the highest trust a resolution or decision carrying them can have.
+
+(``no_object`` caps at ``external`` only for a non-local domain.)
+"""
+
 Decision = Resolution | MailDecision | DlpDecision | LabelDecision | TeamsDecision
+
+
+def failed_checks(reasons: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the reasons that lowered trust (those in :data:`CAPS`), in order: what would change the answer."""
+    return tuple(code for code in reasons if code in CAPS)
 
 
 def _lines(reasons: tuple[str, ...]) -> list[str]:
