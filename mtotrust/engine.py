@@ -42,7 +42,7 @@ IdentityLike = Identity | str
 class _State:
     """One consistent view: a snapshot, a policy and the cache of answers computed from exactly those."""
 
-    __slots__ = ("cache", "fingerprint", "generation", "lock", "policy", "snapshot")
+    __slots__ = ("cache", "fingerprint", "generation", "lock", "policy", "snapshot", "stale_after")
 
     def __init__(self, snapshot: Snapshot, policy: Policy, cache_size: int) -> None:
         self.snapshot = snapshot
@@ -52,6 +52,9 @@ class _State:
         self.cache: cachetools.LRUCache[Hashable, Any] | None = (
             cachetools.LRUCache(maxsize=cache_size) if cache_size > 0 else None)
         self.lock = threading.Lock()  # cachetools caches are not thread-safe
+        max_age = policy.snapshot.max_age_seconds
+        self.stale_after: float | None = (
+            None if max_age is None else snapshot.taken_at.timestamp() + max_age)
 
 
 def _cacheable(identity: object) -> bool:
@@ -155,9 +158,11 @@ class TrustEngine:
                     return attrs.evolve(resolution, trust=Trust.UNTRUSTED, reasons=(*resolution.reasons, "blocked"))
             return resolution
 
-        if not _cacheable(identity):
-            return compute()
-        return self._cached(state, ("resolve", identity), compute)
+        resolution = self._cached(state, ("resolve", identity), compute) if _cacheable(identity) else compute()
+        # Staleness depends on the clock, not on the snapshot: checked on every call, never cached.
+        if state.stale_after is not None and time.time() > state.stale_after and resolution.trust > Trust.EXTERNAL:
+            return attrs.evolve(resolution, trust=Trust.EXTERNAL, reasons=(*resolution.reasons, "snapshot_stale"))
+        return resolution
 
     def _record(self, state: _State, decision: AppDecision) -> None:
         self._outcomes[outcome(decision)] += 1

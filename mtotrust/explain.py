@@ -73,6 +73,7 @@ REASONS: dict[str, str] = {
     "teams_below_minimum": "trust is below the policy's minimum for this Teams action",
     # engine
     "internal_error": "an internal error occurred; the decision failed closed",
+    "snapshot_stale": "the snapshot is older than the policy's snapshot.max_age, so trust is capped at external",
 }
 
 CAPS: dict[str, Trust] = {
@@ -88,6 +89,7 @@ CAPS: dict[str, Trust] = {
     "account_disabled": Trust.EXTERNAL,
     "account_enabled_missing": Trust.EXTERNAL,
     "unauthenticated_capped": Trust.EXTERNAL,
+    "snapshot_stale": Trust.EXTERNAL,
     "user_type_guest": Trust.GUEST,
     "user_type_missing": Trust.GUEST,
     "user_type_not_member": Trust.GUEST,

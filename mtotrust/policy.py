@@ -78,6 +78,23 @@ class TeamsPolicy(_Section):
     people_search: TrustName = "mto_member"
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class SnapshotPolicy(_Section):
+    """``[snapshot]``: freshness of the directory snapshot."""
+
+    max_age: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,6}[smhd]$")] | None = None
+    """Oldest snapshot that may still grant trust, e.g. ``"24h"`` (units s, m, h, d); ``None``: no limit."""
+
+    @property
+    def max_age_seconds(self) -> float | None:
+        """``max_age`` in seconds, or ``None`` when off."""
+        if self.max_age is None:
+            return None
+        return int(self.max_age[:-1]) * _DURATION_UNITS[self.max_age[-1]]
+
+
 class OverridesPolicy(_Section):
     """``[overrides]``: addresses and domains that are always ``untrusted``."""
 
@@ -101,6 +118,7 @@ class Policy(BaseModel):
     teams: TeamsPolicy = TeamsPolicy()
     labels: dict[str, dict[TrustName, LabelGrant]] = Field(default_factory=dict)
     overrides: OverridesPolicy = OverridesPolicy()
+    snapshot: SnapshotPolicy = SnapshotPolicy()
 
     _blocks: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
     _fingerprint: str = PrivateAttr(default="")
@@ -234,6 +252,8 @@ def _policy_error(exc: pydantic.ValidationError, source: str) -> PolicyError:
     ctx = error.get("ctx") or {}
     if "expected" in ctx:
         allowed = f"; allowed: {ctx['expected']}"
+    elif error["type"] == "string_pattern_mismatch":
+        allowed = "; allowed: a duration such as '90m', '24h' or '7d' (a whole number and s, m, h or d)"
     elif error["type"] == "extra_forbidden":
         allowed = "; remove it or check its spelling against docs/policy.md"
     shown = repr(value)
