@@ -171,8 +171,11 @@ class Snapshot:
     # -- building ------------------------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Snapshot:
+    def load(cls, path: str | os.PathLike[str], *, verify: bool = False) -> Snapshot:
         """Load a snapshot folder (design section 2) or a SQLite file written by :meth:`save`.
+
+        A store's schema version and recorded user count are always checked; ``verify=True`` also runs
+        SQLite's full ``integrity_check`` first (it reads every page: slower, for on-demand checks).
 
         Raises:
             SnapshotError: naming the file, the JSON path and the offending value.
@@ -184,7 +187,7 @@ class Snapshot:
             with p.open("rb") as fh:
                 head = fh.read(len(_SQLITE_MAGIC))
             if head == _SQLITE_MAGIC:
-                return cls._from_sqlite(p)
+                return cls._from_sqlite(p, verify=verify)
             raise SnapshotError("is neither a snapshot folder nor a SQLite file written by Snapshot.save",
                                 file=str(p), value=str(p))
         raise SnapshotError("no such snapshot folder or file; give a folder of Graph JSON or a .sqlite store",
@@ -326,12 +329,17 @@ class Snapshot:
                 os.close(dir_fd)
 
     @classmethod
-    def _from_sqlite(cls, path: Path) -> Snapshot:
+    def _from_sqlite(cls, path: Path, *, verify: bool) -> Snapshot:
         try:
             conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         except sqlite3.Error as exc:
             raise SnapshotError(f"cannot open the SQLite store ({exc})", file=str(path), value=str(path)) from None
         try:
+            if verify:
+                problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+                if problems != ["ok"]:
+                    raise SnapshotError(f"SQLite integrity check failed: {'; '.join(problems[:3])}; load the folder "
+                                        "again and save a new store", file=str(path), value=problems[0])
             return _read_store(conn, path)
         except (sqlite3.DatabaseError, KeyError, ValueError, TypeError) as exc:
             if isinstance(exc, SnapshotError):
