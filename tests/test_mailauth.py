@@ -1,0 +1,721 @@
+"""Tests for mtotrust.mailauth: the Authentication-Results parser and the choice of the header that counts."""
+
+# The house style asserts `expected == actual` (style.md, lesson 11), which SIM300 calls a Yoda condition.
+# ruff: noqa: SIM300
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mtotrust.errors import AuthResultsError
+from mtotrust.mailauth import (
+    MAX_LENGTH,
+    AuthResults,
+    MethodResult,
+    parse_authentication_results,
+    select_counting_header,
+    to_mail_auth,
+)
+from mtotrust.model import MailAuth
+
+EOP = (
+    "spf=pass (sender IP is 40.107.1.2) smtp.mailfrom=fabrikam.com; dkim=pass (signature was verified) "
+    "header.d=fabrikam.com;dmarc=pass action=none header.from=fabrikam.com;compauth=pass reason=100"
+)
+EOP_PARSED = AuthResults(
+    None,
+    (
+        MethodResult("spf", "pass", None, (("smtp.mailfrom", "fabrikam.com"),)),
+        MethodResult("dkim", "pass", None, (("header.d", "fabrikam.com"),)),
+        MethodResult("dmarc", "pass", None, (("action", "none"), ("header.from", "fabrikam.com"))),
+        MethodResult("compauth", "pass", "100", (("reason", "100"),)),
+    ),
+)
+TRUSTED = frozenset({"mx.contoso.com"})
+
+
+def parse(value: str) -> AuthResults:
+    return parse_authentication_results(value)
+
+
+def error_of(value: object) -> AuthResultsError:
+    with pytest.raises(AuthResultsError) as info:
+        parse_authentication_results(value)  # type: ignore[arg-type]
+    return info.value
+
+
+class TestMethodResult:
+    def test_prop_returns_first_value(self) -> None:
+        """prop returns the value of the first property of that name."""
+        result = MethodResult("dkim", "pass", None, (("header.d", "a.example"), ("header.d", "b.example")))
+
+        assert "a.example" == result.prop("header.d")
+
+    def test_prop_is_case_insensitive(self) -> None:
+        """prop finds a property whatever the case of the name asked for."""
+        result = MethodResult("dmarc", "pass", None, (("header.from", "a.example"),))
+
+        assert "a.example" == result.prop("Header.From")
+
+    def test_prop_missing_is_none(self) -> None:
+        """prop returns None for a property the result does not carry."""
+        assert None is MethodResult("spf", "pass").prop("smtp.mailfrom")
+
+
+class TestAuthResults:
+    def test_get_filters_by_method_case_insensitively(self) -> None:
+        """get returns every result of the method in header order, whatever the case asked for."""
+        first, second = MethodResult("dkim", "pass"), MethodResult("dkim", "fail")
+        results = AuthResults("example.com", (first, MethodResult("spf", "pass"), second))
+
+        assert (first, second) == results.get("DKIM")
+
+    def test_get_missing_is_empty(self) -> None:
+        """get returns an empty tuple for a method that is absent."""
+        assert () == AuthResults(None, ()).get("dmarc")
+
+
+class TestParseExchangeOnline:
+    def test_eop_header(self) -> None:
+        """Exchange Online's header without an authserv-id parses, keeping bare action= and reason= pairs."""
+        assert EOP_PARSED == parse(EOP)
+
+    def test_eop_header_with_field_name(self) -> None:
+        """The Authentication-Results: field name in front of the value is skipped."""
+        assert EOP_PARSED == parse("Authentication-Results: " + EOP)
+
+    def test_eop_header_with_field_name_in_other_case_and_trailing_crlf(self) -> None:
+        """The field name is matched case-insensitively and the field's own CRLF is ignored."""
+        assert EOP_PARSED == parse("authentication-results :" + EOP + "\r\n")
+
+    def test_other_field_name_is_not_skipped(self) -> None:
+        """Only the Authentication-Results field name is skipped; a longer name is read as an authserv-id."""
+        value = "Authentication-Results-Original: " + EOP
+
+        expected = (
+            f"expected ';' before the next result at position 31 in Authentication-Results {value[:80]!r}..."
+        )
+        assert expected == str(error_of(value))
+
+    def test_dkim_none_unsigned(self) -> None:
+        """EOP's dkim=none (message not signed) header.d=none parses as a dkim result of none."""
+        value = (
+            "spf=none (sender IP is 1.2.3.4) smtp.mailfrom=x.com; "
+            "dkim=none (message not signed) header.d=none;"
+        )
+
+        expected = AuthResults(
+            None,
+            (
+                MethodResult("spf", "none", None, (("smtp.mailfrom", "x.com"),)),
+                MethodResult("dkim", "none", None, (("header.d", "none"),)),
+            ),
+        )
+        assert expected == parse(value)
+
+    def test_dmarc_fail_oreject(self) -> None:
+        """EOP's dmarc=fail action=oreject keeps the action and the From domain."""
+        value = "dmarc=fail action=oreject header.from=x.com;compauth=fail reason=000"
+
+        expected = AuthResults(
+            None,
+            (
+                MethodResult("dmarc", "fail", None, (("action", "oreject"), ("header.from", "x.com"))),
+                MethodResult("compauth", "fail", "000", (("reason", "000"),)),
+            ),
+        )
+        assert expected == parse(value)
+
+    def test_method_version_without_authserv_id(self) -> None:
+        """A first token followed by / is a versioned method, so the header has no authserv-id."""
+        assert AuthResults(None, (MethodResult("dkim", "pass"),)) == parse("dkim/1=pass")
+
+
+class TestParseRfc8601Examples:
+    def test_b2_none(self) -> None:
+        """RFC 8601 B.2: an authserv-id with version 1 and none has no results."""
+        assert AuthResults("example.org", ()) == parse("Authentication-Results: example.org 1; none")
+
+    def test_b3_spf(self) -> None:
+        """RFC 8601 B.3: one SPF result with smtp.mailfrom."""
+        expected = AuthResults(
+            "example.com", (MethodResult("spf", "pass", None, (("smtp.mailfrom", "example.net"),)),)
+        )
+
+        assert expected == parse("Authentication-Results: example.com; spf=pass smtp.mailfrom=example.net")
+
+    def test_b4_smtp_auth_and_spf(self) -> None:
+        """RFC 8601 B.4: SMTP AUTH with a comment and an address, then SPF, over folded lines."""
+        value = (
+            "Authentication-Results: example.com;\r\n"
+            "                  auth=pass (cram-md5) smtp.auth=sender@example.net;\r\n"
+            "                  spf=pass smtp.mailfrom=example.net"
+        )
+
+        expected = AuthResults(
+            "example.com",
+            (
+                MethodResult("auth", "pass", None, (("smtp.auth", "sender@example.net"),)),
+                MethodResult("spf", "pass", None, (("smtp.mailfrom", "example.net"),)),
+            ),
+        )
+        assert expected == parse(value)
+
+    def test_b4_iprev(self) -> None:
+        """RFC 8601 B.4: iprev with policy.iprev carrying an IP address."""
+        value = (
+            "Authentication-Results: example.com; iprev=pass\r\n                  policy.iprev=192.0.2.200"
+        )
+
+        expected = AuthResults(
+            "example.com", (MethodResult("iprev", "pass", None, (("policy.iprev", "192.0.2.200"),)),)
+        )
+        assert expected == parse(value)
+
+    def test_b5_several_methods(self) -> None:
+        """RFC 8601 B.5: auth and a failing SPF in one header."""
+        value = (
+            "Authentication-Results: example.com;\r\n"
+            "                  auth=pass (cram-md5) smtp.auth=sender@example.com;\r\n"
+            "                  spf=fail smtp.mailfrom=example.com"
+        )
+
+        expected = AuthResults(
+            "example.com",
+            (
+                MethodResult("auth", "pass", None, (("smtp.auth", "sender@example.com"),)),
+                MethodResult("spf", "fail", None, (("smtp.mailfrom", "example.com"),)),
+            ),
+        )
+        assert expected == parse(value)
+
+    def test_b6_quoted_reasons_and_at_domain(self) -> None:
+        """RFC 8601 B.6: quoted reasons are unquoted and header.i=@domain values are kept."""
+        value = (
+            "Authentication-Results: example.com;\r\n"
+            '    dkim=pass reason="good signature"\r\n'
+            "      header.i=@mail-router.example.net;\r\n"
+            '    dkim=fail reason="bad signature"\r\n'
+            "      header.i=@newyork.example.com"
+        )
+
+        expected = AuthResults(
+            "example.com",
+            (
+                MethodResult(
+                    "dkim",
+                    "pass",
+                    "good signature",
+                    (("reason", "good signature"), ("header.i", "@mail-router.example.net")),
+                ),
+                MethodResult(
+                    "dkim",
+                    "fail",
+                    "bad signature",
+                    (("reason", "bad signature"), ("header.i", "@newyork.example.com")),
+                ),
+            ),
+        )
+        assert expected == parse(value)
+
+    def test_b7_comments_everywhere(self) -> None:
+        """RFC 8601 B.7: comments around the version, the method version, the '.', and both '=' signs."""
+        value = (
+            "Authentication-Results: foo.example.net (foobar) 1 (baz);\r\n"
+            "    dkim (Because I like it) / 1 (One yay) = (wait for it) fail\r\n"
+            "      policy (A dot can go here) . (like that) expired\r\n"
+            "      (this surprised me) = (as I wasn't expecting it) 1362471462"
+        )
+
+        expected = AuthResults(
+            "foo.example.net", (MethodResult("dkim", "fail", None, (("policy.expired", "1362471462"),)),)
+        )
+        assert expected == parse(value)
+
+
+class TestParseSyntax:
+    def test_nested_comments_with_escaped_parenthesis(self) -> None:
+        """Nested comments and an escaped ')' inside a comment are skipped whole."""
+        value = "mx.contoso.com (outer (inner \\) still inner) outer); (c (d)) dmarc (x)=(y) pass (z (w))"
+
+        assert AuthResults("mx.contoso.com", (MethodResult("dmarc", "pass"),)) == parse(value)
+
+    def test_folding_with_lf_only(self) -> None:
+        """A bare LF followed by whitespace folds like CRLF."""
+        assert AuthResults("mx.contoso.com", (MethodResult("spf", "pass"),)) == parse(
+            "mx.contoso.com;\n\tspf=pass"
+        )
+
+    def test_folding_inside_quoted_string_is_unfolded(self) -> None:
+        """Folding inside a quoted reason leaves the whitespace but drops the line break."""
+        expected = AuthResults(
+            "mx.contoso.com", (MethodResult("dkim", "fail", "bad  sig", (("reason", "bad  sig"),)),)
+        )
+
+        assert expected == parse('mx.contoso.com; dkim=fail reason="bad\r\n  sig"')
+
+    def test_uppercase_words_are_lowered(self) -> None:
+        """Methods, results and property names are lower-cased; values and the authserv-id keep their case."""
+        value = "MX.Contoso.COM; DMARC=PASS Action=None Header.From=Fabrikam.COM"
+
+        expected = AuthResults(
+            "MX.Contoso.COM",
+            (MethodResult("dmarc", "pass", None, (("action", "None"), ("header.from", "Fabrikam.COM"))),),
+        )
+        assert expected == parse(value)
+
+    def test_quoted_value_with_escapes(self) -> None:
+        """A quoted property value is unquoted and its backslash escapes resolved."""
+        value = r'mx.contoso.com; dkim=pass header.b="ab\"c;d\\"'
+
+        expected = AuthResults(
+            "mx.contoso.com", (MethodResult("dkim", "pass", None, (("header.b", 'ab"c;d\\'),)),)
+        )
+        assert expected == parse(value)
+
+    def test_quoted_local_part_keeps_quotes(self) -> None:
+        """An address with a quoted local-part is kept as written."""
+        value = 'mx.contoso.com; auth=pass smtp.auth="john doe"@contoso.com'
+
+        expected = AuthResults(
+            "mx.contoso.com",
+            (MethodResult("auth", "pass", None, (("smtp.auth", '"john doe"@contoso.com'),)),),
+        )
+        assert expected == parse(value)
+
+    def test_quoted_authserv_id(self) -> None:
+        """A quoted authserv-id is unquoted."""
+        assert AuthResults("mx.contoso.com", (MethodResult("spf", "pass"),)) == parse(
+            '"mx.contoso.com"; spf=pass'
+        )
+
+    def test_base64_and_utf8_values(self) -> None:
+        """Unquoted values may carry base64 ('/', '+', '=') and UTF-8 (RFC 6532)."""
+        value = "mx.contoso.com; dkim=pass header.b=Ab+/cd== header.from=bücher.example"
+
+        expected = AuthResults(
+            "mx.contoso.com",
+            (
+                MethodResult(
+                    "dkim", "pass", None, (("header.b", "Ab+/cd=="), ("header.from", "bücher.example"))
+                ),
+            ),
+        )
+        assert expected == parse(value)
+
+    def test_empty_results_are_skipped(self) -> None:
+        """A trailing ';' and an empty result between two ';' add nothing."""
+        expected = AuthResults("mx.contoso.com", (MethodResult("spf", "pass"), MethodResult("dkim", "pass")))
+
+        assert expected == parse("mx.contoso.com; spf=pass; ; dkim=pass;")
+
+    def test_method_called_none(self) -> None:
+        """After an authserv-id, none followed by '=' is a method, not the no-result marker."""
+        assert AuthResults("mx.contoso.com", (MethodResult("none", "pass"),)) == parse(
+            "mx.contoso.com; none=pass"
+        )
+
+    def test_version_with_leading_zero(self) -> None:
+        """Version 01 is version 1."""
+        assert AuthResults("example.org", ()) == parse("example.org 01; none")
+
+
+class TestParseErrors:
+    def test_empty_string(self) -> None:
+        """An empty value is an error that says nothing was found."""
+        expected = (
+            "expected an authserv-id or a result, found nothing at position 0 in Authentication-Results ''"
+        )
+
+        assert expected == str(error_of(""))
+
+    def test_unclosed_comment(self) -> None:
+        """An unclosed comment is an error at the opening parenthesis."""
+        value = "mx.contoso.com; dmarc=pass (unclosed (nested)"
+
+        expected = f"unclosed comment at position 27 in Authentication-Results {value!r}"
+        assert expected == str(error_of(value))
+
+    def test_dmarc_without_result(self) -> None:
+        """'dmarc=' with no result is an error naming the method."""
+        expected = "expected a result for method 'dmarc' at position 6 in Authentication-Results 'dmarc='"
+
+        assert expected == str(error_of("dmarc="))
+
+    def test_nul(self) -> None:
+        """A NUL is an error at its position."""
+        value = "mx.contoso.com; dmarc=pass\x00"
+
+        expected = (
+            f"control character '\\x00' is not allowed at position 26 in Authentication-Results {value!r}"
+        )
+        assert expected == str(error_of(value))
+
+    def test_too_long(self) -> None:
+        """A 100 KB value is refused before parsing, naming its first 80 characters and its length."""
+        value = "mx.contoso.com; dmarc=pass " + "a" * 100_000
+
+        expected = (
+            f"Authentication-Results {value[:80]!r}... is {len(value)} characters long, more than 65536"
+        )
+        assert expected == str(error_of(value))
+
+    def test_huge_version(self) -> None:
+        """A 5000-digit version is refused without converting it to int, and the message stays short."""
+        value = "mx.contoso.com " + "9" * 5000 + "; none"
+
+        expected = (
+            f"unsupported version {'9' * 80!r}... (only 1 is defined) at position 15"
+            f" in Authentication-Results {value[:80]!r}..."
+        )
+        assert expected == str(error_of(value))
+
+    def test_longest_allowed_value_parses(self) -> None:
+        """A value of exactly MAX_LENGTH characters is parsed."""
+        value = "mx.contoso.com; spf=pass (" + "c" * (MAX_LENGTH - 27) + ")"
+
+        assert AuthResults("mx.contoso.com", (MethodResult("spf", "pass"),)) == parse(value)
+
+    def test_error_carries_whole_value(self) -> None:
+        """The error keeps the whole offending value as .value."""
+        value = "x" * 200 + "="
+
+        assert value == error_of(value).value
+
+    def test_not_a_string(self) -> None:
+        """bytes are refused with an AuthResultsError naming the type."""
+        assert "an Authentication-Results value must be str, not bytes" == str(error_of(b"spf=pass"))
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            (
+                "mx.contoso.com",
+                "expected ';' and results after the authserv-id 'mx.contoso.com' at position 14",
+            ),
+            ("mx.contoso.com spf=pass", "expected ';' before the next result at position 15"),
+            ("mx.contoso.com 2; none", "unsupported version '2' (only 1 is defined) at position 15"),
+            ("mx.contoso.com; none; spf=pass", "'none' must be the only result at position 22"),
+            ("mx.contoso.com; spf=pass; none", "'none' must be the only result at position 26"),
+            ("mx.contoso.com; none x", "expected ';' before the next result at position 21"),
+            ("mx.contoso.com; spf pass", "expected '=' after method 'spf' at position 20"),
+            ("mx.contoso.com; spf/=pass", "expected a version for method 'spf' at position 20"),
+            ("mx.contoso.com; spf=pass smtp.=x", "expected a property name after 'smtp.' at position 30"),
+            ("mx.contoso.com; spf=pass smtp.mailfrom", "expected '=' after 'smtp.mailfrom' at position 38"),
+            (
+                "mx.contoso.com; spf=pass smtp.mailfrom=;",
+                "expected a value for 'smtp.mailfrom' at position 39",
+            ),
+            ('mx.contoso.com; dkim=fail reason="bad', "unclosed quoted-string at position 33"),
+            (
+                'mx.contoso.com; auth=pass smtp.auth="a b"@',
+                "expected a domain after the quoted local-part of 'smtp.auth' at position 42",
+            ),
+            ("mx.contoso.com; spf=pass =x", "expected a property or ';' after spf=pass at position 25"),
+            (
+                "mx.contoso.com;\r\nspf=pass",
+                "line break not followed by whitespace (not folding) at position 15",
+            ),
+            (
+                "mx.contoso.com;\r spf=pass",
+                "line break not followed by whitespace (not folding) at position 15",
+            ),
+            ("=pass", "expected an authserv-id or a method at position 0"),
+            ("mx.contoso.com; dmarc=pässt", "expected a property or ';' after dmarc=p at position 23"),
+        ],
+    )
+    def test_malformed(self, value: str, expected: str) -> None:
+        """Each malformed value is an error naming what was expected, the position and the value."""
+        assert f"{expected} in Authentication-Results {value!r}" == str(error_of(value))
+
+
+class TestSelectCountingHeader:
+    def test_forged_header_above_trusted_is_skipped(self) -> None:
+        """A header with an untrusted authserv-id above the trusted one does not count."""
+        forged = "evil.example; dmarc=pass header.from=contoso.com"
+        trusted = "mx.contoso.com; dmarc=fail header.from=contoso.com"
+
+        expected = (trusted, parse(trusted))
+        assert expected == select_counting_header(
+            [forged, trusted], trusted_authserv_ids=TRUSTED, accept_exchange_online=False
+        )
+
+    def test_trusted_unparsable_header_does_not_fall_through(self) -> None:
+        """A trusted header that cannot be parsed is returned with None, never a valid header below it."""
+        broken = "mx.contoso.com; dmarc="
+        valid = "mx.contoso.com; dmarc=pass header.from=contoso.com"
+
+        assert (broken, None) == select_counting_header(
+            [broken, valid], trusted_authserv_ids=TRUSTED, accept_exchange_online=False
+        )
+
+    def test_trusted_oversized_header_is_unparsable(self) -> None:
+        """A trusted header longer than MAX_LENGTH counts and is unparsable."""
+        huge = "mx.contoso.com; spf=pass " + "(x)" * MAX_LENGTH
+
+        assert (huge, None) == select_counting_header(
+            [huge, "mx.contoso.com; dmarc=pass"], trusted_authserv_ids=TRUSTED, accept_exchange_online=False
+        )
+
+    def test_exchange_online_header_ignored_by_default(self) -> None:
+        """A header without an authserv-id does not count unless Exchange Online results are accepted."""
+        assert (None, None) == select_counting_header(
+            EOP, trusted_authserv_ids=TRUSTED, accept_exchange_online=False
+        )
+
+    def test_exchange_online_header_accepted(self) -> None:
+        """With accept_exchange_online, the header without an authserv-id counts."""
+        assert (EOP, EOP_PARSED) == select_counting_header(
+            [EOP], trusted_authserv_ids=frozenset(), accept_exchange_online=True
+        )
+
+    def test_exchange_online_untrusted_id_still_skipped(self) -> None:
+        """accept_exchange_online does not make a header with an untrusted authserv-id count."""
+        values = ["evil.example; dmarc=pass", EOP]
+
+        assert (EOP, EOP_PARSED) == select_counting_header(
+            values, trusted_authserv_ids=TRUSTED, accept_exchange_online=True
+        )
+
+    def test_topmost_counting_header_wins(self) -> None:
+        """Of several counting headers, the topmost is returned."""
+        top = "mx.contoso.com; dmarc=fail"
+        values = [top, "mx.contoso.com; dmarc=pass", EOP]
+
+        assert (top, parse(top)) == select_counting_header(
+            values, trusted_authserv_ids=TRUSTED, accept_exchange_online=True
+        )
+
+    def test_exchange_online_topmost_wins_over_trusted_below(self) -> None:
+        """An Exchange Online header above a trusted one counts when Exchange Online results are accepted."""
+        assert (EOP, EOP_PARSED) == select_counting_header(
+            [EOP, "mx.contoso.com; dmarc=fail"], trusted_authserv_ids=TRUSTED, accept_exchange_online=True
+        )
+
+    def test_authserv_id_compared_case_insensitively(self) -> None:
+        """The authserv-id matches a trusted one whatever the case on either side."""
+        value = "MX.CONTOSO.COM; spf=pass"
+
+        assert (value, parse(value)) == select_counting_header(
+            value, trusted_authserv_ids=frozenset({"Mx.Contoso.Com"}), accept_exchange_online=False
+        )
+
+    def test_malformed_untrusted_headers_are_skipped(self) -> None:
+        """Malformed headers that do not count are skipped, even ones whose start cannot be read."""
+        good = "mx.contoso.com 1; none"
+        values = ["evil.example; dmarc=", "(unclosed", "", good]
+
+        assert (good, parse(good)) == select_counting_header(
+            values, trusted_authserv_ids=TRUSTED, accept_exchange_online=False
+        )
+
+    def test_unreadable_header_counts_as_unparsable_with_exchange_online(self) -> None:
+        """Accepting EO, a header whose start cannot be read may be EOP's, so it counts and fails closed."""
+        assert ("(unclosed", None) == select_counting_header(
+            ["(unclosed", EOP], trusted_authserv_ids=TRUSTED, accept_exchange_online=True
+        )
+
+    def test_no_headers(self) -> None:
+        """No header values means no counting header."""
+        assert (None, None) == select_counting_header(
+            [], trusted_authserv_ids=TRUSTED, accept_exchange_online=True
+        )
+
+    def test_non_string_value_is_refused(self) -> None:
+        """A value that is not a str is an AuthResultsError, not a silent skip."""
+        with pytest.raises(AuthResultsError) as info:
+            select_counting_header(
+                [b"mx.contoso.com; spf=pass"],  # type: ignore[list-item]
+                trusted_authserv_ids=TRUSTED,
+                accept_exchange_online=False,
+            )
+
+        assert "an Authentication-Results value must be str, not bytes" == str(info.value)
+
+
+def auth(*results: MethodResult) -> AuthResults:
+    return AuthResults("mx.contoso.com", results)
+
+
+class TestToMailAuth:
+    def test_eop_pass(self) -> None:
+        """EOP's dmarc=pass and compauth=pass reason=100 give a pass for the From domain."""
+        expected = MailAuth(dmarc="pass", compauth="pass", header_from="fabrikam.com", smtp_auth=False)
+
+        assert expected == to_mail_auth(EOP_PARSED)
+
+    @pytest.mark.parametrize(
+        ("result", "reason", "expected"),
+        [
+            ("pass", "100", "pass"),
+            ("pass", "109", "pass"),
+            ("pass", "701", "pass"),
+            ("pass", None, "none"),
+            ("pass", "201", "none"),
+            ("pass", "1000", "none"),
+            ("pass", "1a0", "none"),
+            ("pass", "\u0661\u0660\u0660", "none"),  # Arabic-Indic digits
+            ("softpass", "201", "softpass"),
+            ("fail", "000", "fail"),
+            ("none", "300", "none"),
+            ("temperror", None, "none"),
+        ],
+    )
+    def test_compauth_words(self, result: str, reason: str | None, expected: str) -> None:
+        """compauth is pass only with a 1xx or 7xx reason; softpass and fail stay; the rest is none."""
+        props = (("reason", reason),) if reason is not None else ()
+
+        assert expected == to_mail_auth(auth(MethodResult("compauth", result, reason, props))).compauth
+
+    def test_bestguesspass_kept_as_written(self) -> None:
+        """dmarc=bestguesspass is passed on as written, not as pass."""
+        assert "bestguesspass" == to_mail_auth(auth(MethodResult("dmarc", "bestguesspass"))).dmarc
+
+    def test_dmarc_fail_wins(self) -> None:
+        """Any dmarc=fail makes dmarc fail, even after a pass."""
+        results = auth(MethodResult("dmarc", "pass"), MethodResult("dmarc", "fail"))
+
+        assert "fail" == to_mail_auth(results).dmarc
+
+    def test_compauth_fail_wins(self) -> None:
+        """Any compauth=fail makes compauth fail, even after a qualified pass."""
+        results = auth(MethodResult("compauth", "pass", "100"), MethodResult("compauth", "fail", "000"))
+
+        assert "fail" == to_mail_auth(results).compauth
+
+    def test_first_result_without_fail(self) -> None:
+        """Without a fail, the first dmarc result is used."""
+        results = auth(MethodResult("dmarc", "none"), MethodResult("dmarc", "pass"))
+
+        assert "none" == to_mail_auth(results).dmarc
+
+    def test_header_from_falls_back_to_compauth(self) -> None:
+        """Without a dmarc header.from, compauth's header.from is used."""
+        results = auth(
+            MethodResult("dmarc", "pass"),
+            MethodResult("compauth", "pass", None, (("header.from", "a.example"),)),
+        )
+
+        assert "a.example" == to_mail_auth(results).header_from
+
+    def test_smtp_auth(self) -> None:
+        """auth=pass (RFC 8601 B.4) sets smtp_auth."""
+        results = parse("example.com; auth=pass (cram-md5) smtp.auth=sender@example.net")
+
+        assert MailAuth(smtp_auth=True) == to_mail_auth(results)
+
+    def test_smtp_auth_fail(self) -> None:
+        """auth=fail does not set smtp_auth."""
+        assert MailAuth(smtp_auth=False) == to_mail_auth(auth(MethodResult("auth", "fail")))
+
+    def test_no_results(self) -> None:
+        """A header with none gives an empty MailAuth."""
+        assert MailAuth() == to_mail_auth(parse("example.org 1; none"))
+
+
+# --- properties ---------------------------------------------------------------------------------------------
+
+HEADERISH = st.text(alphabet=st.sampled_from('ab.=;/ @()"\\\r\n\t1\x00é'), max_size=60)
+KEYWORD = st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,8}", fullmatch=True)
+CFWS = st.sampled_from([" ", "\t", "\r\n ", " (c) ", " (a (b \\) c) d) ", "(x)", "\n\t"])
+OPT_CFWS = st.one_of(st.just(""), CFWS)
+PLAIN = st.from_regex(r"[A-Za-z0-9.@+/=_-]{1,15}", fullmatch=True)
+QUOTABLE = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=15)
+
+
+@st.composite
+def values(draw: st.DrawFn) -> tuple[str, str]:
+    """Draw (rendered, expected) for a property value: a plain token or a quoted-string."""
+    if draw(st.booleans()):
+        text = draw(PLAIN)
+        return text, text
+    text = draw(QUOTABLE)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"', text
+
+
+@st.composite
+def resinfos(draw: st.DrawFn) -> tuple[str, MethodResult]:
+    """Draw (rendered, expected) for one method result with properties and comments."""
+    method, result = draw(KEYWORD), draw(KEYWORD)
+    text = method + draw(OPT_CFWS)
+    if draw(st.booleans()):
+        text += "/" + draw(OPT_CFWS) + str(draw(st.integers(0, 99))) + draw(OPT_CFWS)
+    text += "=" + draw(OPT_CFWS) + result
+    reason, props = None, []
+    for _ in range(draw(st.integers(0, 3))):
+        key = draw(
+            st.one_of(st.sampled_from(["reason", "action", "Reason"]), KEYWORD.map(lambda k: "h." + k))
+        )
+        rendered, value = draw(values())
+        ptype, _, name = key.partition(".")
+        shown_key = ptype + (draw(OPT_CFWS) + "." + draw(OPT_CFWS) + name if name else "")
+        text += draw(CFWS) + shown_key + draw(OPT_CFWS) + "=" + draw(OPT_CFWS) + rendered
+        if key.lower() == "reason" and reason is None:
+            reason = value
+        props.append((key.lower(), value))
+    return text, MethodResult(method.lower(), result.lower(), reason, tuple(props))
+
+
+@st.composite
+def headers(draw: st.DrawFn) -> tuple[str, AuthResults]:
+    """Draw (rendered, expected) for a well-formed header, with or without an authserv-id."""
+    drawn = draw(st.lists(resinfos(), min_size=1, max_size=4))
+    authserv_id = draw(st.one_of(st.none(), st.from_regex(r"[a-z][a-z0-9.-]{0,15}", fullmatch=True)))
+    separators = [draw(OPT_CFWS) + ";" + draw(OPT_CFWS) for _ in drawn]
+    body = "".join(sep + text for sep, (text, _) in zip(separators, drawn, strict=True))
+    if authserv_id is None:
+        body = body[len(separators[0]) :]
+    else:
+        body = authserv_id + draw(st.sampled_from(["", " 1", " (v) 1 (w)"])) + body
+    prefix = draw(st.sampled_from(["", "Authentication-Results:", "Authentication-Results: "]))
+    return prefix + draw(OPT_CFWS) + body + draw(OPT_CFWS), AuthResults(
+        authserv_id, tuple(r for _, r in drawn)
+    )
+
+
+def parses_or_refuses(value: str) -> None:
+    with contextlib.suppress(AuthResultsError):
+        parse_authentication_results(value)
+
+
+class TestProperties:
+    @given(st.text())
+    def test_arbitrary_text_only_raises_auth_results_error(self, value: str) -> None:
+        """Parsing arbitrary text returns a result or raises AuthResultsError, nothing else."""
+        parses_or_refuses(value)
+
+    @given(HEADERISH)
+    def test_header_like_text_only_raises_auth_results_error(self, value: str) -> None:
+        """Parsing text made of the header's special characters raises nothing but AuthResultsError."""
+        parses_or_refuses(value)
+
+    @given(st.lists(HEADERISH, max_size=4), st.booleans())
+    def test_select_never_raises_on_text(self, values_: list[str], accept: bool) -> None:
+        """select_counting_header returns a pair for any list of strings and never raises."""
+        value, results = select_counting_header(
+            values_, trusted_authserv_ids=frozenset({"a"}), accept_exchange_online=accept
+        )
+
+        assert True is (value is None or value in values_)
+        assert True is (results is None or value is not None)
+
+    @given(headers())
+    def test_round_trip(self, drawn: tuple[str, AuthResults]) -> None:
+        """A generated well-formed header parses back to the results and properties it was built from."""
+        text, expected = drawn
+
+        assert expected == parse_authentication_results(text)
+
+    @given(headers())
+    def test_round_trip_through_select(self, drawn: tuple[str, AuthResults]) -> None:
+        """A generated header counts when its authserv-id is trusted (or absent, under EO) and parses back."""
+        text, expected = drawn
+        trusted = frozenset({expected.authserv_id or "unused.example"})
+
+        assert (text, expected) == select_counting_header(
+            [text], trusted_authserv_ids=trusted, accept_exchange_online=expected.authserv_id is None
+        )
