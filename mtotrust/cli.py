@@ -70,7 +70,7 @@ def _report(engine: TrustEngine, identity: Identity, auth: list[str] | MailAuth 
 
 
 def _demo_auth(resolution: Resolution) -> MailAuth | None:
-    """The sample's mail arrives DMARC-authenticated for its own From domain (invalid senders carry none)."""
+    """Return DMARC-pass results for the sender's own From domain, as the demo assumes (none for invalid senders)."""
     if resolution.address is None:
         return None
     return MailAuth(dmarc="pass", header_from=resolution.identity.strip(" \t").rpartition("@")[2])

@@ -142,7 +142,7 @@ class TrustEngine:
             value = cache.get(full_key, _MISS)
         if value is not _MISS:
             self._hits += 1
-            return value  # type: ignore[return-value]
+            return value  # type: ignore[no-any-return]
         self._misses += 1
         value = compute()
         with state.lock:

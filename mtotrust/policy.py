@@ -130,7 +130,7 @@ class Policy(BaseModel):
             _block_key(entry)
         return value
 
-    def model_post_init(self, context: Any, /) -> None:
+    def model_post_init(self, context: Any, /) -> None:  # noqa: ARG002 - pydantic's hook signature
         """Derive, once, what every decision reads: the block sets and the fingerprint."""
         keys = [_block_key(e) for e in self.overrides.block]
         self._blocks = {kind: frozenset(v for k, v in keys if k == kind) for kind in ("address", "domain", "wildcard")}

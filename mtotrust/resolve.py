@@ -142,7 +142,7 @@ def resolve(snapshot: Snapshot, identity: Identity | str) -> Resolution:
     return answer(trust, user)
 
 
-def _upn_home(snapshot: Snapshot, user: DirectoryUser) -> str | None | bool:
+def _upn_home(snapshot: Snapshot, user: DirectoryUser) -> str | bool | None:
     """Return the home tenant an object's ``#EXT#`` UPN names, ``None`` if it names none or is malformed.
 
     ``False`` when the UPN is not an ``#EXT#`` name at a local domain: then it proves nothing either way.

@@ -22,8 +22,7 @@ from typing import Any
 import attrs
 
 from mtotrust import graph
-from mtotrust.address import domain_skeleton, normalize_address, normalize_domain, proxy_smtp_address, \
-    split_ext_upn
+from mtotrust.address import domain_skeleton, normalize_address, normalize_domain, proxy_smtp_address, split_ext_upn
 from mtotrust.errors import IdentityError, SnapshotError
 from mtotrust.model import DirectoryUser, Tenant
 
@@ -267,9 +266,8 @@ class Snapshot:
             _domain(d.name, organization[0], f"$.value[0].verifiedDomains[{i}].name")
             for i, d in enumerate(org.verified_domains)
         )
-        tenants = {
-            t.tenant_id: t for t in map(graph.to_tenant, graph.parse_document(graph.MtoTenantsResponse, mto[1], mto[0]).value)
-        }
+        members = graph.parse_document(graph.MtoTenantsResponse, mto[1], mto[0]).value
+        tenants = {t.tenant_id: t for t in map(graph.to_tenant, members)}
         domain_tenants: dict[str, str] = {}
         for i, row in enumerate(graph.parse_document(graph.DomainsFile, domains[1], domains[0]).value):
             path = f"$.value[{i}]"
@@ -399,7 +397,7 @@ CREATE TABLE users (id TEXT PRIMARY KEY, upn TEXT, mail TEXT, other_mails TEXT N
 
 
 def _write_store(conn: sqlite3.Connection, snap: Snapshot) -> None:
-    from mtotrust import __version__  # noqa: PLC0415 - the package imports this module
+    from mtotrust import __version__  # the package imports this module: import late
 
     with conn:
         conn.executescript(_SCHEMA)
