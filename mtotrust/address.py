@@ -93,7 +93,10 @@ def _domain_a_label(domain: str) -> str:
         encoded = idna.encode(domain, uts46=True, std3_rules=True, transitional=False)
     except idna.IDNAError as exc:
         raise ValueError(f"the domain is not a valid internationalised domain name ({exc})") from None
-    return encoded.decode("ascii").lower()
+    a_label = encoded.decode("ascii").lower()
+    if a_label.endswith("."):  # UTS-46 maps U+3002, U+FF0E and U+FF61 to "."
+        raise ValueError("the domain ends with a dot (after mapping full stops); remove the trailing dot")
+    return a_label
 
 
 def normalize_domain(domain: str) -> str:
