@@ -36,6 +36,7 @@ REASONS: dict[str, str] = {
     "home_evidence_disagrees": "the object's #EXT# name points to another home tenant than the address",
     # tenant
     "home_tenant_unknown": "the address's domain maps to no tenant, so MTO membership cannot be shown",
+    "home_tenant_is_local": "the domain maps to the local tenant but is not one of its verified domains",
     "tenant_active": "the home tenant is active in the multi-tenant organization",
     "tenant_pending": "the home tenant is only pending in the multi-tenant organization",
     "tenant_removed": "the home tenant is being removed from the multi-tenant organization",

@@ -69,7 +69,9 @@ def resolve(snapshot: Snapshot, identity: Identity | str) -> Resolution:
         return _invalid(text, tenant_id)
     address = f"{local}@{domain}"
     home = home_tenant(snapshot, domain)
-    local_home = home == snapshot.tenant_id
+    # Only a verified domain of the local tenant is local (design section 3, step 2); a domains.json row that
+    # maps another domain to the local tenant makes it neither internal nor an MTO member's home.
+    local_home = domain in snapshot.local_domains
 
     def answer(trust: Trust, user: DirectoryUser | None = None) -> Resolution:
         return Resolution(identity=text, trust=trust, reasons=tuple(reasons), address=address, user=user,
@@ -125,6 +127,8 @@ def resolve(snapshot: Snapshot, identity: Identity | str) -> Resolution:
     tenant = snapshot.tenants.get(home) if home is not None else None
     if home is None:
         check(False, "", "home_tenant_unknown", _GUEST)
+    elif home == snapshot.tenant_id:
+        check(False, "", "home_tenant_is_local", _GUEST)
     elif tenant is None:
         check(False, "", "tenant_not_in_mto", _GUEST)
     else:
