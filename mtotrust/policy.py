@@ -95,10 +95,18 @@ class SnapshotPolicy(_Section):
         return int(self.max_age[:-1]) * _DURATION_UNITS[self.max_age[-1]]
 
 
+def _check_block_entry(entry: str) -> str:
+    _block_key(entry)
+    return entry
+
+
+BlockEntry = Annotated[str, pydantic.AfterValidator(_check_block_entry)]
+
+
 class OverridesPolicy(_Section):
     """``[overrides]``: addresses and domains that are always ``untrusted``."""
 
-    block: list[str] = Field(default_factory=list)
+    block: list[BlockEntry] = Field(default_factory=list)
 
 
 LabelGrant = LevelName | list[Right]
@@ -122,13 +130,6 @@ class Policy(BaseModel):
 
     _blocks: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
     _fingerprint: str = PrivateAttr(default="")
-
-    @pydantic.field_validator("overrides")
-    @classmethod
-    def _check_block(cls, value: OverridesPolicy) -> OverridesPolicy:
-        for entry in value.block:
-            _block_key(entry)
-        return value
 
     def model_post_init(self, context: Any, /) -> None:  # noqa: ARG002 - pydantic's hook signature
         """Derive, once, what every decision reads: the block sets and the fingerprint."""
@@ -244,8 +245,13 @@ def _block_key(entry: str) -> tuple[str, str]:
 
 
 def _policy_error(exc: pydantic.ValidationError, source: str) -> PolicyError:
-    error = exc.errors(include_url=False)[0]
-    loc = [str(p) for p in error["loc"] if not str(p).startswith(("literal[", "tuple[", "function-"))]
+    errors = exc.errors(include_url=False)
+    # A union (a permission level or a list of rights) reports one error per branch; the deepest one names the
+    # offending element (the bad right in a list) rather than the whole value.
+    branch = errors[0]["loc"][:-1]
+    same_value = all(e["loc"][: len(branch)] == branch for e in errors)
+    error = max(errors, key=lambda e: len(e["loc"])) if same_value else errors[0]
+    loc = [str(p) for p in error["loc"] if not str(p).startswith(("literal[", "list[", "tuple[", "function-"))]
     key = ".".join(loc) or "(top level)"
     value = error.get("input")
     allowed = ""
