@@ -1,0 +1,224 @@
+"""Tests for Policy: files, defaults, built-ins, errors, permission levels, fingerprint and overrides (section 4)."""
+
+# ruff: noqa: SIM300 - the house style asserts `expected == actual`
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mtotrust import Policy, PolicyError, Trust
+
+TOML = """
+version = 1
+
+[mail]
+untagged_at = "internal"
+require_authentication = false
+trusted_authserv_ids = ["mx.contoso.com"]
+accept_exchange_online_results = true
+subject_tag = ""
+
+[dlp]
+inside_at = "guest"
+
+[teams]
+chat = "guest"
+presence = "internal"
+
+[labels.Confidential]
+internal = "Co-Author"
+mto_member = "Viewer"
+
+[labels."Highly Confidential"]
+internal = ["VIEW", "DOCEDIT", "EDIT"]
+
+[overrides]
+block = ["*.lookalike.example", "ceo@partner.example"]
+"""
+
+VIEWER = {"VIEW", "VIEWRIGHTSDATA", "REPLY", "REPLYALL", "OBJMODEL"}
+REVIEWER = VIEWER | {"EDIT", "DOCEDIT", "FORWARD"}
+CO_AUTHOR = REVIEWER | {"EXTRACT", "EXPORT", "PRINT"}
+CO_OWNER = CO_AUTHOR | {"EDITRIGHTSDATA", "OWNER"}
+
+
+class TestLoad:
+    def test_toml(self, tmp_path):
+        """A TOML file sets every key it names."""
+        path = tmp_path / "p.toml"
+        path.write_text(TOML, encoding="utf-8")
+        policy = Policy.load(path)
+        assert ("internal", False, ["mx.contoso.com"], True, "", "guest", "guest", "internal", "external") == (
+            policy.mail.untagged_at, policy.mail.require_authentication, policy.mail.trusted_authserv_ids,
+            policy.mail.accept_exchange_online_results, policy.mail.subject_tag, policy.dlp.inside_at,
+            policy.teams.chat, policy.teams.presence, policy.teams.call)
+
+    def test_json_equals_toml(self, tmp_path):
+        """The same structure in JSON gives the same policy (same fingerprint)."""
+        import tomllib
+
+        toml_path, json_path = tmp_path / "p.toml", tmp_path / "p.json"
+        toml_path.write_text(TOML, encoding="utf-8")
+        json_path.write_text(json.dumps(tomllib.loads(TOML)), encoding="utf-8")
+        assert Policy.load(toml_path).fingerprint == Policy.load(json_path).fingerprint
+
+    def test_missing_file(self, tmp_path):
+        """A missing policy file is a PolicyError naming it."""
+        with pytest.raises(PolicyError, match="nope.toml"):
+            Policy.load(tmp_path / "nope.toml")
+
+    @pytest.mark.parametrize(("name", "text"), [("p.toml", "[mail\nx="), ("p.json", "{")])
+    def test_bad_syntax(self, tmp_path, name, text):
+        """Bad TOML or JSON is a PolicyError naming the file."""
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(PolicyError, match=name):
+            Policy.load(path)
+
+    def test_empty_file_is_default(self, tmp_path):
+        """An empty TOML file is the default policy."""
+        path = tmp_path / "p.toml"
+        path.write_text("", encoding="utf-8")
+        assert Policy.default().fingerprint == Policy.load(path).fingerprint
+
+
+class TestDefaults:
+    def test_values_of_design_section_4(self):
+        """Policy.default() has exactly the documented defaults in every section design section 4 lists."""
+        dumped = Policy.default().model_dump(mode="json")
+        assert {
+            "version": 1,
+            "mail": {"untagged_at": "mto_member", "require_authentication": True, "trusted_authserv_ids": [],
+                     "accept_exchange_online_results": False, "subject_tag": "[External]"},
+            "dlp": {"inside_at": "mto_member"},
+            "teams": {"chat": "external", "call": "external", "meeting_lobby_bypass": "mto_member",
+                      "file_sharing": "mto_member", "presence": "mto_member", "people_search": "mto_member"},
+            "labels": {},
+            "overrides": {"block": []},
+        } == {k: dumped[k] for k in ("version", "mail", "dlp", "teams", "labels", "overrides")}
+
+    def test_classic(self):
+        """Policy.classic() gives MTO members nothing internal users get, except chat and call."""
+        policy = Policy.classic()
+        assert ("internal", "internal") == (policy.mail.untagged_at, policy.dlp.inside_at)
+        assert {a: Trust.INTERNAL for a in ("meeting_lobby_bypass", "file_sharing", "presence", "people_search")} \
+            | {"chat": Trust.EXTERNAL, "call": Trust.EXTERNAL} == {
+                a: policy.teams_minimum(a) for a in ("chat", "call", "meeting_lobby_bypass", "file_sharing",
+                                                     "presence", "people_search")}
+
+
+class TestErrors:
+    @pytest.mark.parametrize(("data", "key"), [
+        ({"mail": {"untaged_at": "internal"}}, "mail.untaged_at"),
+        ({"mial": {}}, "mial"),
+        ({"teams": {"screen_share": "internal"}}, "teams.screen_share"),
+        ({"overrides": {"allow": ["a.com"]}}, "overrides.allow"),
+    ])
+    def test_unknown_key_names_path(self, data, key):
+        """An unknown key is a PolicyError naming its full path."""
+        with pytest.raises(PolicyError) as info:
+            Policy.from_data(data)
+        assert key == info.value.key
+        assert key in str(info.value)
+
+    @pytest.mark.parametrize(("data", "key", "value", "allowed"), [
+        ({"mail": {"untagged_at": "member"}}, "mail.untagged_at", "member", "mto_member"),
+        ({"dlp": {"inside_at": "everyone"}}, "dlp.inside_at", "everyone", "internal"),
+        ({"teams": {"chat": 3}}, "teams.chat", 3, "external"),
+        ({"labels": {"C": {"internal": "Author"}}}, "labels.C.internal", "Author", "Co-Author"),
+        ({"labels": {"C": {"internal": ["VIEW", "READ"]}}}, "labels.C.internal.1", "READ", "DOCEDIT"),
+        ({"version": 2}, "version", 2, "1"),
+    ])
+    def test_bad_value_names_value_and_allowed(self, data, key, value, allowed):
+        """A bad value is a PolicyError naming the key path, the value and the allowed values."""
+        with pytest.raises(PolicyError) as info:
+            Policy.from_data(data)
+        assert (key, value) == (info.value.key, info.value.value)
+        assert repr(value) in str(info.value) and allowed in str(info.value)
+
+    def test_wrong_bool_type(self):
+        """A string where a boolean belongs is an error, not a truthy guess."""
+        with pytest.raises(PolicyError, match="mail.require_authentication"):
+            Policy.from_data({"mail": {"require_authentication": "false"}})
+
+    def test_bad_block_entry(self):
+        """A block entry that is neither address, domain nor *.domain is a PolicyError naming the entry."""
+        with pytest.raises(PolicyError) as info:
+            Policy.from_data({"overrides": {"block": ["ok.example", "a@@b.com"]}})
+        assert ("overrides.block.1", "a@@b.com") == (info.value.key, info.value.value)
+
+    def test_policy_error_is_value_error(self):
+        """PolicyError is a ValueError."""
+        with pytest.raises(ValueError):
+            Policy.from_data({"x": 1})
+
+
+class TestLabels:
+    @pytest.mark.parametrize(("level", "rights"), [("Viewer", VIEWER), ("Reviewer", REVIEWER),
+                                                   ("Co-Author", CO_AUTHOR), ("Co-Owner", CO_OWNER)])
+    def test_permission_levels_expand(self, level, rights):
+        """Each permission level expands to the usage rights domain.md lists."""
+        policy = Policy.from_data({"labels": {"L": {"guest": level}}})
+        assert frozenset(rights) == policy.label_rights("L", Trust.GUEST)
+
+    def test_explicit_rights(self):
+        """An explicit rights list is granted exactly."""
+        policy = Policy.from_data({"labels": {"L": {"internal": ["VIEW", "PRINT"]}}})
+        assert frozenset({"VIEW", "PRINT"}) == policy.label_rights("L", Trust.INTERNAL)
+
+    def test_unlisted_level_gets_nothing(self):
+        """A trust level the label does not list gets no rights, even a higher one."""
+        policy = Policy.from_data({"labels": {"L": {"mto_member": "Viewer"}}})
+        assert (frozenset(), frozenset()) == (policy.label_rights("L", Trust.GUEST),
+                                              policy.label_rights("L", Trust.INTERNAL))
+
+    def test_unknown_label(self):
+        """An unknown label name is a PolicyError naming it, never a silent grant."""
+        with pytest.raises(PolicyError, match="Secret"):
+            Policy.from_data({"labels": {"L": {"internal": "Viewer"}}}).label_rights("Secret", Trust.INTERNAL)
+
+
+class TestTeamsMinimum:
+    def test_unknown_action(self):
+        """An unknown Teams action is a PolicyError naming it and the allowed actions."""
+        with pytest.raises(PolicyError, match="screen_share.*people_search"):
+            Policy.default().teams_minimum("screen_share")
+
+
+class TestFingerprint:
+    def test_stable(self):
+        """Equal policies have equal fingerprints."""
+        assert Policy.from_data({"dlp": {"inside_at": "internal"}}).fingerprint == \
+            Policy.from_data({"dlp": {"inside_at": "internal"}}).fingerprint
+
+    def test_differs(self):
+        """Different policies have different fingerprints."""
+        prints = {Policy.default().fingerprint, Policy.classic().fingerprint,
+                  Policy.from_data({"mail": {"subject_tag": "[EXT]"}}).fingerprint,
+                  Policy.from_data({"overrides": {"block": ["a.com"]}}).fingerprint}
+        assert 4 == len(prints)
+
+    def test_explicit_defaults_equal_default(self):
+        """Spelling out a default value does not change the fingerprint."""
+        assert Policy.default().fingerprint == Policy.from_data({"dlp": {"inside_at": "mto_member"}}).fingerprint
+
+
+class TestBlocked:
+    @pytest.fixture(name="policy")
+    def _policy(self):
+        return Policy.from_data({"overrides": {"block": ["CEO@Partner.example", "exact.example",
+                                                         "*.wild.example", "*.München.de"]}})
+
+    @pytest.mark.parametrize(("address", "expected"), [
+        ("ceo@partner.example", True), ("cfo@partner.example", False),
+        ("a@exact.example", True), ("a@sub.exact.example", False),
+        ("a@wild.example", True), ("a@x.wild.example", True), ("a@x.y.wild.example", True),
+        ("a@example", False), ("a@notwild.example", False),
+        ("a@xn--mnchen-3ya.de", True), ("a@de", False),
+    ])
+    def test_block_entries(self, policy, address, expected):
+        """Address entries match the address, domain entries exactly that domain, *.domain it and subdomains."""
+        domain = address.rpartition("@")[2]
+        assert expected == policy.blocked(address, domain)
