@@ -1,0 +1,86 @@
+"""The invariant catalogue and the exhaustive verifier (the engine of ``mtotrust lint``).
+
+Each :class:`Invariant` in :data:`INVARIANTS` is a named, documented property of a sane policy. :func:`verify`
+enumerates the finite attribute space that decides trust, evaluates the real engine on every combination and
+app, checks every invariant and compares each answer with an independent reference evaluator; every violated
+invariant is reported with a minimal counterexample and its explanation.
+
+The implementation lives in the private, hypothesis-free module ``mtotrust._verify`` so that ``mtotrust lint``
+works on a plain install; this module is its public face.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+from mtotrust._verify import (
+    AUTH_VARIANTS,
+    INVARIANTS,
+    Case,
+    Facts,
+    Finding,
+    Invariant,
+    Observation,
+    Report,
+    enumerate_space,
+    reference_trust,
+    verify,
+)
+from mtotrust.policy import Policy
+from mtotrust.snapshot import Snapshot
+
+__all__ = [
+    "AUTH_VARIANTS",
+    "INVARIANTS",
+    "Case",
+    "Facts",
+    "Finding",
+    "Invariant",
+    "Observation",
+    "Report",
+    "assert_policy_sound",
+    "by_name",
+    "enumerate_space",
+    "reference_trust",
+    "verify",
+]
+
+
+def by_name(name: str) -> Invariant:
+    """Return the catalogue entry called ``name``.
+
+    Raises:
+        KeyError: naming the unknown invariant and listing the known ones.
+
+    .. versionadded:: 0.1.0
+    """
+    for invariant in INVARIANTS:
+        if invariant.name == name:
+            return invariant
+    known = ", ".join(i.name for i in INVARIANTS)
+    raise KeyError(f"no invariant named {name!r}; known: {known}")
+
+
+def assert_policy_sound(policy: Policy | None = None, snapshot: Snapshot | None = None, *,
+                        ignore: tuple[str, ...] | list[str] = ()) -> Report:
+    """Verify ``policy`` exhaustively and fail with every violated invariant and its counterexample.
+
+    Args:
+        policy: the policy (default :meth:`Policy.default`).
+        snapshot: a real snapshot whose addresses are checked too.
+        ignore: invariant names to leave out (a deliberate choice, say ``"guest_outside"``).
+
+    Returns:
+        the :class:`Report`, when every checked invariant holds.
+
+    Raises:
+        AssertionError: with the report's text.
+
+    .. versionadded:: 0.1.0
+    """
+    for name in ignore:
+        by_name(name)
+    report = verify(policy, snapshot, invariants=[i for i in INVARIANTS if i.name not in ignore])
+    if not report.ok:
+        raise AssertionError("the policy violates invariants:\n" + report.format())
+    return report
