@@ -1,0 +1,181 @@
+"""Tests for TrustEngine: cache, hot swap, stats, explain, to_dict and the decision log (design section 5)."""
+
+# ruff: noqa: SIM300 - the house style asserts `expected == actual`
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from strategies import build, native, synced
+
+from mtotrust import DecisionLog, Identity, Policy, Trust, TrustEngine
+
+SNAP = build([native("u1", "megan@contoso.com"), synced("u2", "cameron@fabrikam.com")])
+LABELS = Policy.from_data({"labels": {"L": {"mto_member": "Viewer"}}})
+
+
+class TestCache:
+    def test_hit_equals_miss(self):
+        """A cached answer equals the first one and counts as a hit."""
+        engine = TrustEngine(SNAP)
+        first, second = engine.resolve("cameron@fabrikam.com"), engine.resolve("cameron@fabrikam.com")
+        assert first == second
+        assert (1, 1) == (engine.stats()["cache_hits"], engine.stats()["cache_misses"])
+
+    def test_cache_size_zero(self):
+        """cache_size=0 disables caching and gives the same answers."""
+        engine = TrustEngine(SNAP, cache_size=0)
+        assert TrustEngine(SNAP).resolve("cameron@fabrikam.com") == engine.resolve("cameron@fabrikam.com")
+        engine.resolve("cameron@fabrikam.com")
+        assert (0, 0, 0) == (engine.stats()["cache_hits"], engine.stats()["cache_misses"],
+                             engine.stats()["cache_entries"])
+
+    def test_bounded(self):
+        """The cache never holds more entries than cache_size."""
+        engine = TrustEngine(SNAP, cache_size=3)
+        for i in range(10):
+            engine.resolve(f"user{i}@fabrikam.com")
+        assert 3 == engine.stats()["cache_entries"]
+
+    @pytest.mark.parametrize("size", [-1, 1.5, "10"])
+    def test_bad_cache_size(self, size):
+        """A negative or non-int cache_size is rejected."""
+        with pytest.raises(ValueError):
+            TrustEngine(SNAP, cache_size=size)
+
+    def test_bad_snapshot(self):
+        """A snapshot that is not a Snapshot is a TypeError naming what to do."""
+        with pytest.raises(TypeError, match="Snapshot.load"):
+            TrustEngine("snapshot/")
+
+
+class TestUpdate:
+    def test_new_snapshot_served(self):
+        """After update(snapshot) the new directory answers, not the cached old one."""
+        engine = TrustEngine(SNAP)
+        assert Trust.MTO_MEMBER == engine.resolve("cameron@fabrikam.com").trust
+        engine.update(SNAP.with_delta([{"value": [{"id": "u2", "accountEnabled": False}]}]))
+        assert Trust.EXTERNAL == engine.resolve("cameron@fabrikam.com").trust
+
+    def test_new_policy_served(self):
+        """After update(policy=...) decisions follow the new policy."""
+        engine = TrustEngine(SNAP)
+        assert True is engine.dlp(["cameron@fabrikam.com"]).inside_organization
+        engine.update(policy=Policy.classic())
+        assert (False, Policy.classic().fingerprint) == (engine.dlp(["cameron@fabrikam.com"]).inside_organization,
+                                                         engine.stats()["policy_fingerprint"])
+
+    def test_both(self):
+        """update(snapshot, policy=...) swaps both and keeps the other when one is omitted."""
+        engine = TrustEngine(SNAP)
+        other = build([])
+        engine.update(other, policy=Policy.classic())
+        engine.update(policy=Policy.default())
+        assert (other, Policy.default().fingerprint) == (engine.snapshot, engine.policy.fingerprint)
+        assert other.generation == engine.stats()["snapshot_generation"]
+
+
+class TestStats:
+    def test_decision_counters(self):
+        """stats() counts decisions by app and outcome."""
+        engine = TrustEngine(SNAP, LABELS)
+        engine.mail("x@example.org")
+        engine.mail("x@example.org")
+        engine.dlp([])
+        engine.teams("cameron@fabrikam.com", "chat")
+        engine.label_rights("x@example.org", "L")
+        assert {"mail:tagged": 2, "dlp:InOrganization": 1, "teams:allowed": 1, "labels:no_rights": 1} == \
+            engine.stats()["decisions"]
+
+
+class TestExplain:
+    @pytest.fixture(name="engine")
+    def _engine(self):
+        return TrustEngine(SNAP, LABELS)
+
+    def test_resolution(self, engine):
+        """A resolution's explanation names the address, the trust, the object and every reason."""
+        text = engine.explain(engine.resolve("cameron@fabrikam.com"))
+        assert "cameron@fabrikam.com is mto_member" in text and "u2" in text
+        assert all(code in text for code in engine.resolve("cameron@fabrikam.com").reasons)
+
+    def test_mail(self, engine):
+        """A mail explanation says tagged and why."""
+        text = engine.explain(engine.mail("cameron@fabrikam.com"))
+        assert "tagged external" in text and "unauthenticated_capped" in text
+
+    def test_dlp(self, engine):
+        """A DLP explanation names the access scope and each recipient."""
+        text = engine.explain(engine.dlp(["x@example.org", "megan@contoso.com"]))
+        assert "NotInOrganization" in text and "x@example.org is external" in text and "megan@contoso.com" in text
+
+    def test_label(self, engine):
+        """A label explanation lists the rights granted."""
+        assert "VIEW" in engine.explain(engine.label_rights("cameron@fabrikam.com", "L"))
+
+    def test_teams(self, engine):
+        """A Teams explanation names the action and the verdict."""
+        assert "file_sharing: not allowed" in engine.explain(engine.teams("x@example.org", "file_sharing"))
+
+
+class TestToDict:
+    def test_every_decision_json_ready(self):
+        """Every resolution and decision serialises to JSON with its contract fields."""
+        engine = TrustEngine(SNAP, LABELS)
+        decisions = [engine.resolve(Identity("cameron@fabrikam.com", "t")), engine.mail("megan@contoso.com"),
+                     engine.dlp(["megan@contoso.com"]), engine.label_rights("cameron@fabrikam.com", "L"),
+                     engine.teams("bad", "chat")]
+        loaded = [json.loads(json.dumps(d.to_dict())) for d in decisions]
+        assert ("untrusted", True, "InOrganization", ["OBJMODEL", "REPLY", "REPLYALL", "VIEW", "VIEWRIGHTSDATA"],
+                False) == (loaded[0]["trust"], loaded[1]["tag_external"], loaded[2]["access_scope"],
+                           loaded[3]["rights"], loaded[4]["allowed"])
+
+
+class TestDecisionLog:
+    def test_hashed_by_default(self):
+        """Log lines carry an HMAC of the identity, never the address, and the same salt gives the same hash."""
+        first, second = io.StringIO(), io.StringIO()
+        for stream in (first, second):
+            TrustEngine(SNAP, decision_log=DecisionLog(stream, salt="s3cret")).mail("cameron@fabrikam.com")
+        line = json.loads(first.getvalue())
+        assert "cameron" not in first.getvalue()
+        assert line["identities"] == json.loads(second.getvalue())["identities"]
+        assert ("mail", "tagged", "external") == (line["app"], line["outcome"], line["trust"])
+
+    def test_salt_changes_hash(self):
+        """Another salt gives another hash."""
+        a, b = DecisionLog(io.StringIO(), salt="a"), DecisionLog(io.StringIO(), salt="b")
+        assert a.identity("x@y.com") != b.identity("x@y.com")
+
+    def test_plain_when_asked(self):
+        """hash_identities=False writes the normalised address."""
+        stream = io.StringIO()
+        engine = TrustEngine(SNAP, decision_log=DecisionLog(stream, hash_identities=False))
+        engine.dlp(["Cameron@Fabrikam.com", "megan@contoso.com"])
+        assert ["cameron@fabrikam.com", "megan@contoso.com"] == json.loads(stream.getvalue())["identities"]
+
+    def test_one_line_per_decision(self, tmp_path):
+        """A file log gets one JSON line per app decision."""
+        log = DecisionLog(tmp_path / "log.jsonl")
+        engine = TrustEngine(SNAP, LABELS, decision_log=log)
+        engine.mail("a@b.com")
+        engine.teams("a@b.com", "chat")
+        engine.label_rights("a@b.com", "L")
+        log.close()
+        lines = (tmp_path / "log.jsonl").read_text(encoding="utf-8").splitlines()
+        assert ["mail", "teams", "labels"] == [json.loads(line)["app"] for line in lines]
+
+    def test_failing_stream_never_breaks_a_decision(self):
+        """A stream that raises is counted; the decision is still returned."""
+
+        class Broken(io.StringIO):
+            def write(self, text):
+                raise OSError("disk gone")
+
+        log = DecisionLog(Broken())
+        engine = TrustEngine(SNAP, decision_log=log)
+        assert (True, True) == (engine.dlp(["megan@contoso.com"]).inside_organization,
+                                engine.mail("x@example.org").tag_external)
+        assert 2 == log.errors
