@@ -95,6 +95,7 @@ CAPS: dict[str, Trust] = {
     "user_type_missing": Trust.GUEST,
     "user_type_not_member": Trust.GUEST,
     "home_tenant_unknown": Trust.GUEST,
+    "home_tenant_is_local": Trust.GUEST,
     "tenant_pending": Trust.GUEST,
     "tenant_removed": Trust.GUEST,
     "tenant_state_unknown": Trust.GUEST,
