@@ -362,6 +362,9 @@ def _read_json(path: Path) -> Document:
     except json.JSONDecodeError as exc:
         raise SnapshotError(f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
                             file=str(path), value=exc.doc[max(0, exc.pos - 20):exc.pos + 20]) from None
+    except RecursionError:
+        raise SnapshotError("is nested too deeply to be a Graph response", file=str(path),
+                            value=str(path)) from None
     except UnicodeDecodeError as exc:
         raise SnapshotError(f"is not UTF-8 JSON ({exc.reason} at byte {exc.start})", file=str(path),
                             value=exc.object[exc.start:exc.start + 8]) from None
