@@ -180,6 +180,8 @@ class Policy(BaseModel):
         try:
             text = raw.decode("utf-8")
             data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
+        except RecursionError:
+            raise PolicyError(f"policy file {str(p)!r} is nested too deeply to be a policy", value=str(p)) from None
         except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
             raise PolicyError(f"policy file {str(p)!r} is not valid {'JSON' if p.suffix == '.json' else 'TOML'}: "
                               f"{exc}", value=str(p)) from None
@@ -241,7 +243,8 @@ def _block_key(entry: str) -> tuple[str, str]:
             return "wildcard", normalize_domain(entry[2:])
         return "domain", normalize_domain(entry)
     except IdentityError as exc:
-        raise ValueError(f"block entry {entry!r} is not an address, a domain or '*.domain': {exc}") from None
+        shown = entry if len(entry) <= 80 else entry[:77] + "..."
+        raise ValueError(f"block entry {shown!r} is not an address, a domain or '*.domain': {exc}") from None
 
 
 def _policy_error(exc: pydantic.ValidationError, source: str) -> PolicyError:
