@@ -146,3 +146,30 @@ class TestBadSnapshotInput:
         """A JSON file passed as a snapshot is a SnapshotError."""
         with pytest.raises(SnapshotError):
             Snapshot.load(MINI / "mto.json")
+
+
+class TestHostileFiles:
+    def test_deeply_nested_snapshot_json(self, tmp_path):
+        """JSON nested beyond the recursion limit is a SnapshotError, not a RecursionError."""
+        import shutil
+
+        folder = tmp_path / "snap"
+        shutil.copytree(MINI, folder)
+        (folder / "mto.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+        with pytest.raises(SnapshotError, match="mto.json"):
+            Snapshot.load(folder)
+
+    @pytest.mark.parametrize(("name", "text"), [("p.json", "[" * 100_000 + "]" * 100_000),
+                                                ("p.toml", "a = " + "[" * 100_000 + "]" * 100_000)])
+    def test_deeply_nested_policy(self, tmp_path, name, text):
+        """A policy file nested beyond the recursion limit is a PolicyError."""
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(PolicyError, match=name):
+            Policy.load(path)
+
+    def test_huge_block_entry_message_bounded(self):
+        """A 100 KB block entry gives a PolicyError whose message stays short."""
+        with pytest.raises(PolicyError) as info:
+            Policy.from_data({"overrides": {"block": ["x" * 100_000 + "@@"]}})
+        assert len(str(info.value)) < 1000
