@@ -1,0 +1,189 @@
+"""Exhaustive verification, the invariant catalogue and ``lint_main`` (the engine of ``mtotrust lint``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import attrs
+import pytest
+
+from mtotrust import Policy, Snapshot, Trust
+from mtotrust import engine as engine_module
+from mtotrust._verify import INVARIANTS, Facts, Report, enumerate_space, lint_main, reference_trust, verify
+from mtotrust.resolve import resolve as real_resolve
+
+ROOT = Path(__file__).resolve().parent.parent
+BAD = ROOT / "examples" / "bad_policy.toml"
+GOOD = ROOT / "examples" / "policy.toml"
+
+
+class TestBuiltInPolicies:
+    """The shipped policies pass the whole catalogue, and the space is enumerated fast."""
+
+    def test_default_is_sound_and_fast(self) -> None:
+        """Policy.default() violates nothing; the whole space takes well under 30 s."""
+        start = time.perf_counter()
+        report = verify(Policy.default())
+        assert time.perf_counter() - start < 30
+        assert report.findings == ()
+        assert report.ok
+        assert report.cases > 5000
+        assert report.decisions > 100_000
+        assert report.checked == tuple(i.name for i in INVARIANTS)
+
+    def test_classic_is_sound(self) -> None:
+        """Policy.classic() violates nothing either."""
+        assert verify(Policy.classic()).ok
+
+    def test_example_policy_with_sample_snapshot(self) -> None:
+        """examples/policy.toml holds on the space and on every address of the bundled sample."""
+        report = verify(Policy.load(GOOD), Snapshot.sample())
+        assert report.ok, report.format()
+        assert report.cases > verify(Policy.load(GOOD)).cases
+
+
+@pytest.fixture(name="bad_report", scope="module")
+def _bad_report() -> Report:
+    return verify(Policy.load(BAD))
+
+
+class TestSeededBadPolicy:
+    """examples/bad_policy.toml is caught with minimal counterexamples and explanations."""
+
+    def test_findings(self, bad_report: Report) -> None:
+        """Guests untagged and a non-monotonic label are reported; nothing else."""
+        report = bad_report
+        assert report.violated() == ("inactive_tenant_tagged", "guest_mail_tagged", "monotonic_label_rights")
+
+    def test_counterexample_is_minimal_and_explained(self, bad_report: Report) -> None:
+        """The counterexample is a plain synced member of a pending tenant, with the engine's explanation."""
+        finding = bad_report.findings[0]
+        assert finding.invariant == "inactive_tenant_tagged"
+        assert finding.identity == "u00@pending-absent.example"
+        assert finding.attributes.startswith("home=pending partner=absent objects=1 external=federated")
+        assert finding.app == "mail (auth: dmarc_pass)"
+        assert "tenant_pending" in finding.explanation
+        assert "untagged" in finding.explanation
+
+    def test_label_finding_contrasts_both_levels(self, bad_report: Report) -> None:
+        """The monotonicity finding shows the higher and the lower trust's decisions."""
+        finding = bad_report.findings[-1]
+        assert "trust mto_member gets" in finding.detail
+        assert finding.contrast is not None
+        assert "at trust guest" in finding.contrast
+
+
+class TestPolicyInvariants:
+    """Each policy-level invariant is violated by the policy that breaks it."""
+
+    @pytest.mark.parametrize(("data", "expected"), [
+        ({"mail": {"require_authentication": False}}, "unauthenticated_mail_capped"),
+        ({"mail": {"untagged_at": "external"}}, "unauthenticated_mail_tagged"),
+        ({"dlp": {"inside_at": "guest"}}, "guest_outside"),
+        ({"dlp": {"inside_at": "guest"}}, "inactive_tenant_outside"),
+        ({"teams": {"chat": "untrusted"}}, "untrusted_gets_nothing"),
+        ({"labels": {"L": {"untrusted": "Viewer"}}}, "untrusted_gets_nothing"),
+        ({"labels": {"L": {"guest": ["EDIT"], "internal": ["VIEW"]}}}, "monotonic_label_rights"),
+    ])
+    def test_violated(self, data: dict[str, object], expected: str) -> None:
+        """A policy that breaks the property is reported under the invariant's name."""
+        assert expected in verify(Policy.from_data(data)).violated()
+
+    def test_blocks_hold_everywhere(self) -> None:
+        """Block entries (address, domain, wildcard, a local domain) are probed and hold."""
+        policy = Policy.from_data({"overrides": {"block": ["ceo@partner.example", "evil.example",
+                                                          "*.lookalike.example", "contoso.com"]}})
+        _, cases = enumerate_space(policy)
+        blocked = [c.identity for c in cases if c.facts is not None and c.facts.home == "blocked"]
+        assert set(blocked) == {"ceo@partner.example", "blocked.user@evil.example",
+                                "blocked.user@sub.lookalike.example", "blocked.user@lookalike.example",
+                                "blocked.user@contoso.com"}
+        assert verify(policy).ok
+
+
+class TestDifferential:
+    """The reference evaluator and the differential check catch a broken engine."""
+
+    def test_reference_reads_the_design(self) -> None:
+        """A few points of the space, straight from design section 3."""
+        assert reference_trust(Facts("active")) == Trust.MTO_MEMBER
+        assert reference_trust(Facts("removed")) == Trust.GUEST
+        assert reference_trust(Facts("active", enabled=None)) == Trust.EXTERNAL
+        assert reference_trust(Facts("active", partner="false")) == Trust.GUEST
+        assert reference_trust(Facts("active", partner="null")) == Trust.MTO_MEMBER
+        assert reference_trust(Facts("active", tenant_id="mismatch")) == Trust.UNTRUSTED
+        assert reference_trust(Facts("unknown", tenant_id="mismatch")) == Trust.GUEST
+        assert reference_trust(Facts("local", objects=0)) == Trust.INTERNAL
+        assert reference_trust(Facts("active"), blocked=True) == Trust.UNTRUSTED
+
+    def test_broken_resolver_is_caught(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An engine that forgets the tenant state is caught by the catalogue and the reference."""
+        def sloppy(snapshot: Snapshot, identity: object) -> object:
+            resolution = real_resolve(snapshot, identity)  # type: ignore[arg-type]
+            if "tenant_pending" in resolution.reasons and resolution.trust == Trust.GUEST \
+                    and "user_type_member" in resolution.reasons and "object_external" in resolution.reasons \
+                    and "account_enabled" in resolution.reasons:
+                return attrs.evolve(resolution, trust=Trust.MTO_MEMBER)
+            return resolution
+
+        monkeypatch.setattr(engine_module, "resolve", sloppy)
+        violated = verify(Policy.default()).violated()
+        assert {"inactive_tenant_capped", "mto_member_needs_evidence", "reference_agrees"} <= set(violated)
+
+
+class TestLintMain:
+    """lint_main: exit codes, text and JSON output, one-line errors."""
+
+    def test_good(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A sound policy exits 0 and says all invariants hold."""
+        assert lint_main(str(GOOD), None, as_json=False) == 0
+        assert "all invariants hold." in capsys.readouterr().out
+
+    def test_bad(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """The seeded bad policy exits 1 with its counterexample."""
+        assert lint_main(str(BAD), None, as_json=False) == 1
+        out = capsys.readouterr().out
+        assert "FAIL guest_mail_tagged" in out
+        assert "u00@pending-absent.example" in out
+
+    def test_json(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--json prints one JSON document with the findings."""
+        assert lint_main(str(BAD), str(ROOT / "mtotrust" / "sample"), as_json=True) == 1
+        data = json.loads(capsys.readouterr().out)
+        assert data["ok"] is False
+        assert [f["invariant"] for f in data["findings"]] == ["inactive_tenant_tagged", "guest_mail_tagged",
+                                                               "monotonic_label_rights"]
+        assert data["findings"][0]["explanation"]
+
+    @pytest.mark.parametrize("content", ['[mail]\nuntaged_at = "guest"\n', "not toml ["])
+    def test_bad_input(self, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str) -> None:
+        """A bad policy file exits 2 with exactly one line on stderr."""
+        path = tmp_path / "p.toml"
+        path.write_text(content, encoding="utf-8")
+        assert lint_main(str(path), None, as_json=False) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert err.startswith("mtotrust lint: ")
+
+    def test_bad_snapshot(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A missing snapshot exits 2 naming it."""
+        assert lint_main(str(GOOD), str(tmp_path / "nope"), as_json=False) == 2
+        assert "nope" in capsys.readouterr().err
+
+    def test_works_without_hypothesis(self) -> None:
+        """lint needs no extra: it runs with hypothesis unimportable."""
+        code = (
+            "import sys\n"
+            "class B:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'hypothesis': raise ImportError(name)\n"
+            "sys.meta_path.insert(0, B())\n"
+            "from mtotrust._verify import lint_main\n"
+            f"sys.exit(lint_main({str(BAD)!r}, None, as_json=False))\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+        assert result.returncode == 1, result.stderr
