@@ -67,11 +67,13 @@ def _interesting_characters() -> list[str]:
     return sorted(chars - version_skew())
 
 
-_plain_text = st.text(alphabet=st.characters(exclude_characters=version_skew()))
+# Surrogates are left out: Python holds them singly, ICU (UTF-16) pairs adjacent ones; addresses reject them
+# before any skeleton is computed (category Cs), so the difference never reaches the resolver.
+_plain_text = st.text(alphabet=st.characters(exclude_characters=version_skew(), exclude_categories=("Cs",)))
 _confusable_text = st.text(
     alphabet=st.one_of(
         st.sampled_from(_interesting_characters()),
-        st.characters(exclude_characters=version_skew()),
+        st.characters(exclude_characters=version_skew(), exclude_categories=("Cs",)),
     ),
     max_size=24,
 )
