@@ -135,7 +135,15 @@ class Policy(BaseModel):
         """Derive, once, what every decision reads: the block sets and the fingerprint."""
         keys = [_block_key(e) for e in self.overrides.block]
         self._blocks = {kind: frozenset(v for k, v in keys if k == kind) for kind in ("address", "domain", "wildcard")}
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        # Order does not change what a list of ids, block entries or rights means: leave it out of the hash.
+        data["mail"]["trusted_authserv_ids"] = sorted({i.lower() for i in data["mail"]["trusted_authserv_ids"]})
+        data["overrides"]["block"] = sorted(data["overrides"]["block"])
+        for levels in data["labels"].values():
+            for level, grant in levels.items():
+                if isinstance(grant, list):
+                    levels[level] = sorted(set(grant))
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         self._fingerprint = hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     # -- construction --------------------------------------------------------------------------------------

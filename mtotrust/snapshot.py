@@ -266,8 +266,11 @@ class Snapshot:
             _domain(d.name, organization[0], f"$.value[0].verifiedDomains[{i}].name")
             for i, d in enumerate(org.verified_domains)
         )
-        members = graph.parse_document(graph.MtoTenantsResponse, mto[1], mto[0]).value
-        tenants = {t.tenant_id: t for t in map(graph.to_tenant, members)}
+        tenants: dict[str, Tenant] = {}
+        for i, member in enumerate(graph.parse_document(graph.MtoTenantsResponse, mto[1], mto[0]).value):
+            tenant_row = graph.to_tenant(member)
+            _unique(tenants, tenant_row.tenant_id, mto[0], f"$.value[{i}].tenantId")
+            tenants[tenant_row.tenant_id] = tenant_row
         domain_tenants: dict[str, str] = {}
         for i, row in enumerate(graph.parse_document(graph.DomainsFile, domains[1], domains[0]).value):
             path = f"$.value[{i}]"
@@ -279,7 +282,8 @@ class Snapshot:
             domain_tenants[name] = tenant
         partner_rows: dict[str, bool | None] = {}
         if partners is not None:
-            for p in graph.parse_document(graph.PartnersResponse, partners[1], partners[0]).value:
+            for i, p in enumerate(graph.parse_document(graph.PartnersResponse, partners[1], partners[0]).value):
+                _unique(partner_rows, p.tenant_id.lower(), partners[0], f"$.value[{i}].tenantId")
                 partner_rows[p.tenant_id.lower()] = p.is_in_multi_tenant_organization
         users: dict[str, DirectoryUser] = {}
         for file, data in user_pages:
@@ -346,6 +350,13 @@ class Snapshot:
                                 "folder again and save a new store", file=str(path), value=str(path)) from None
         finally:
             conn.close()
+
+
+def _unique(seen: Mapping[str, object], tenant_id: str, file: str, path: str) -> None:
+    """Refuse a second row for a tenant: which of two contradicting rows counts would be a guess."""
+    if tenant_id in seen:
+        raise SnapshotError(f"duplicate tenant id {tenant_id!r}; keep one row per tenant", file=file, path=path,
+                            value=tenant_id)
 
 
 def _domain(name: str, file: str, path: str) -> str:

@@ -200,6 +200,16 @@ class TestFingerprint:
                   Policy.from_data({"overrides": {"block": ["a.com"]}}).fingerprint}
         assert 4 == len(prints)
 
+    def test_order_of_lists_does_not_matter(self):
+        """Block entries, authserv-ids and explicit rights in another order mean the same: same fingerprint."""
+        one = Policy.from_data({"mail": {"trusted_authserv_ids": ["a.example", "B.example"]},
+                                "overrides": {"block": ["a.com", "*.b.com"]},
+                                "labels": {"L": {"internal": ["VIEW", "EDIT"]}}})
+        two = Policy.from_data({"mail": {"trusted_authserv_ids": ["b.example", "a.example"]},
+                                "overrides": {"block": ["*.b.com", "a.com"]},
+                                "labels": {"L": {"internal": ["EDIT", "VIEW"]}}})
+        assert one.fingerprint == two.fingerprint
+
     def test_explicit_defaults_equal_default(self):
         """Spelling out a default value does not change the fingerprint."""
         assert Policy.default().fingerprint == Policy.from_data({"dlp": {"inside_at": "mto_member"}}).fingerprint

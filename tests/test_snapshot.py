@@ -89,6 +89,21 @@ class TestFolderErrors:
             Snapshot.load(folder)
         assert str(folder / name) == info.value.file
 
+    @pytest.mark.parametrize(("name", "row"), [
+        ("mto.json", {"tenantId": "22222222-2222-4222-8222-222222222222", "state": "active"}),
+        ("partners.json", {"tenantId": "22222222-2222-4222-8222-222222222222", "isInMultiTenantOrganization": True}),
+    ])
+    def test_duplicate_tenant_row(self, folder, name, row):
+        """A second row for one tenant (in any case) is a SnapshotError naming file, path and tenant id."""
+        path = folder / name
+        data = json.loads(path.read_text()) if path.exists() else {"value": []}
+        data["value"] += [row, {**row, "tenantId": row["tenantId"].upper()}]
+        write(path, json.dumps(data))
+        with pytest.raises(SnapshotError, match="duplicate tenant id") as info:
+            Snapshot.load(folder)
+        assert (str(path), "22222222-2222-4222-8222-222222222222") == (info.value.file, info.value.value)
+        assert info.value.path.endswith(".tenantId")
+
     def test_missing_users_folder(self, folder):
         """A missing users/ folder is a SnapshotError naming it."""
         shutil.rmtree(folder / "users")
