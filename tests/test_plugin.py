@@ -22,7 +22,12 @@ class _NoHypothesis:
         if name.split(".")[0] in ("hypothesis", "_hypothesis_pytestplugin"):
             raise ImportError(f"No module named {name!r} (blocked: plain install)")
         return None
-sys.meta_path.insert(0, _NoHypothesis())
+_blocker = _NoHypothesis()
+sys.meta_path.insert(0, _blocker)
+class _Keep:  # pytest puts its assertion rewriter first, and it would find hypothesis: stay in front of it
+    def pytest_sessionstart(self, session):
+        sys.meta_path.remove(_blocker)
+        sys.meta_path.insert(0, _blocker)
 """
 
 
@@ -30,7 +35,7 @@ def _pytest(cwd: Path, *args: str, block_hypothesis: bool = False) -> subprocess
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("PYTEST_ADDOPTS", None)
     if block_hypothesis:
-        code = _BLOCK_HYPOTHESIS + "import pytest\nsys.exit(pytest.main(sys.argv[1:]))\n"
+        code = _BLOCK_HYPOTHESIS + "import pytest\nsys.exit(pytest.main(sys.argv[1:], plugins=[_Keep()]))\n"
         cmd = [sys.executable, "-c", code, "-p", "no:hypothesispytest", "-p", "no:cacheprovider", *args]
     else:
         cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
