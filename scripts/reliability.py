@@ -1,0 +1,148 @@
+"""Run mtotrust's reliability suite and print the figures of docs/reliability.md.
+
+    python scripts/reliability.py                 # corpus, concurrency stress, SIGKILL test, CLI (about a minute)
+    python scripts/reliability.py --soak 10000000 # plus a 10M-decision soak with RSS at start and end
+
+It runs the same corpus and harness as tests/test_reliability_*.py (tests/hostile.py): every hostile input
+through every public entry point (engine.resolve/mail/dlp/label_rights/teams, parse_identity,
+Snapshot.load/from_documents/with_delta, Policy.load/from_data, and the CLI in a subprocess), 8 reader threads
+against 100 delta-and-swap rounds, and 100 SIGKILLs of a process saving the store. Exit status 1 if anything
+crashed, failed open, mixed generations or lost the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import hostile as h  # noqa: E402
+
+import mtotrust  # noqa: E402
+from mtotrust import TrustEngine  # noqa: E402
+
+
+def cli_corpus() -> h.Tally:
+    """Bad snapshots and policies must exit 2 with one stderr line; hostile identities exit 0, fail closed."""
+    t = h.Tally()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        store = root / "s.sqlite"
+        h.SAMPLE.save(store)
+        (root / "half.sqlite").write_bytes(store.read_bytes()[:60_000])
+        (root / "typo.toml").write_text("version = 1\n[mail]\nuntaged_at = 'internal'\n")
+        (root / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+        folder = h.make_sample_copy(root / "trunc")
+        (folder / "organization.json").write_text('{"value": [')
+        sample = str(h.SAMPLE_DIR)
+        bad = [["check", "--snapshot", str(root / "half.sqlite"), "x@y.z"],
+               ["check", "--snapshot", str(folder), "x@y.z"], ["check", "--snapshot", str(root / "nope"), "x@y.z"],
+               ["check", "--snapshot", sample, "--policy", str(root / "typo.toml"), "x@y.z"],
+               ["check", "--snapshot", sample, "--policy", str(root / "deep.json"), "x@y.z"],
+               ["check", "--snapshot", sample], ["frobnicate"]]
+        for args in bad:
+            t.tried += 1
+            proc = subprocess.run([sys.executable, "-m", "mtotrust", *args], capture_output=True, text=True,
+                                  timeout=120)
+            lines = proc.stderr.strip().splitlines()
+            if proc.returncode != 2 or len(lines) != 1 or "Traceback" in proc.stderr:
+                t.crashes.append(("cli", " ".join(args)[:100], f"exit {proc.returncode}: {proc.stderr[-300:]}"))
+        identities = [s for s in h.HOSTILE_STRINGS if "\x00" not in s and len(s) < 50_000
+                      and not any("\ud800" <= c <= "\udfff" for c in s) and h.hostile_cap(s) <= h.Trust.EXTERNAL]
+        identities += [a for a, _, e in h.CONFUSABLE_IDENTITIES if e in ("confusable", "foreign")]
+        proc = subprocess.run([sys.executable, "-m", "mtotrust", "check", "--snapshot", sample, "--json", "--",
+                               *identities], capture_output=True, text=True, timeout=300)
+        t.tried += len(identities)
+        if proc.returncode != 0:
+            t.crashes.append(("cli", "hostile identities", f"exit {proc.returncode}: {proc.stderr[-300:]}"))
+        else:
+            for report in json.loads(proc.stdout):
+                if report["trust"] not in ("untrusted", "external") or not report["mail"]["tag_external"] \
+                        or report["dlp"]["inside_organization"]:
+                    t.fail_open.append(("cli", report["identity"][:80], report["trust"]))
+        arg = b"x\xff@contoso.com".decode("utf-8", "surrogateescape")
+        t.tried += 1
+        proc = subprocess.run([sys.executable, "-m", "mtotrust", "check", "--snapshot", sample, arg],
+                              capture_output=True, timeout=120, env={"PYTHONIOENCODING": "utf-8", "PATH": ""})
+        if proc.returncode not in (0, 2):
+            t.crashes.append(("cli", "x\\xff@contoso.com", f"exit {proc.returncode}: {proc.stderr[-200:]!r}"))
+    return t
+
+
+def soak(n: int) -> dict[str, object]:
+    rng = random.Random(11)
+    engine = TrustEngine(h.SAMPLE, h.POLICY)
+    start = h.rss_kib()
+    marks = []
+    t0 = time.perf_counter()
+    step = max(n // 10, 1)
+    for i in range(n):
+        identity = h.random_identity(rng)
+        if i % 4 == 0:
+            engine.dlp([identity, h.LOCAL_SENDER])
+        else:
+            engine.mail(identity)
+        if (i + 1) % step == 0:
+            marks.append(h.rss_kib())
+    stats = engine.stats()
+    return {"decisions": n, "rss_start_kib": start, "rss_marks_kib": marks, "rss_end_kib": h.rss_kib(),
+            "cache_entries": stats["cache_entries"], "cache_size": stats["cache_size"],
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--soak", type=int, default=0, metavar="N", help="also run N random decisions and report "
+                        "RSS (10000000 for the figure in docs/reliability.md)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    print(f"mtotrust {mtotrust.__version__} reliability run, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
+          f"Python {platform.python_version()}, {platform.system()} {platform.machine()}")
+    total = h.Tally()
+    with tempfile.TemporaryDirectory() as tmp:
+        parts = [("identities x engine entry points (cached)", lambda: h.run_identity_corpus(
+                     TrustEngine(h.SAMPLE, h.POLICY))),
+                 ("identities x engine entry points (uncached)", lambda: h.run_identity_corpus(
+                     TrustEngine(h.SAMPLE, h.POLICY, cache_size=0))),
+                 ("Authentication-Results", h.run_auth_corpus),
+                 ("loaders (documents, deltas, folders, policies)", lambda: h.check_loaders(Path(tmp))),
+                 ("CLI (subprocess)", cli_corpus)]
+        for name, run in parts:
+            tally = run()
+            total.merge(tally)
+            print(f"  {name:48} {tally.tried:7} inputs  crashes {len(tally.crashes)}  fail-open "
+                  f"{len(tally.fail_open)}")
+            for entry, value, what in (tally.crashes + tally.fail_open)[:10]:
+                print(f"      {entry}({value}): {what[:160]}")
+    print(f"inputs tried {total.tried}, crashes {len(total.crashes)}, fail-open {len(total.fail_open)}")
+    swaps = h.swap_stress(swaps=100, readers=8)
+    print(f"swaps survived {swaps.swaps - bool(swaps.mixed or swaps.stale or swaps.errors)}/{swaps.swaps} "
+          f"(8 readers, {swaps.decisions} decisions; mixed {len(swaps.mixed)}, stale {len(swaps.stale)}, "
+          f"errors {len(swaps.errors)}, cache peak {swaps.max_cache_entries})")
+    kills = h.kill_writer(kills=100)
+    print(f"kills survived {kills.survived}/{kills.kills} ({kills.saves_completed} complete saves between kills; "
+          f"{kills.leftover_temp_files} orphaned temp files left by killed writers)")
+    for failure in kills.failures[:5]:
+        print(f"      {failure}")
+    ok = not (total.crashes or total.fail_open or swaps.mixed or swaps.stale or swaps.errors or kills.failures)
+    if args.soak:
+        result = soak(args.soak)
+        print(f"soak {result['decisions']} decisions in {result['seconds']} s: RSS start "
+              f"{result['rss_start_kib'] / 1024:.1f} MiB, end {result['rss_end_kib'] / 1024:.1f} MiB, every 10%: "
+              + ", ".join(f"{m / 1024:.1f}" for m in result["rss_marks_kib"])  # type: ignore[union-attr]
+              + f" MiB; cache {result['cache_entries']}/{result['cache_size']}")
+    print(f"total {time.perf_counter() - started:.1f} s: {'OK' if ok else 'FAILURES'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
