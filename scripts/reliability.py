@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import hostile as h  # noqa: E402
+import hostile as h
 
-import mtotrust  # noqa: E402
-from mtotrust import TrustEngine  # noqa: E402
+import mtotrust
+from mtotrust import TrustEngine
 
 
 def cli_corpus() -> h.Tally:
@@ -51,7 +51,8 @@ def cli_corpus() -> h.Tally:
                ["check", "--snapshot", sample], ["frobnicate"]]
         for args in bad:
             t.tried += 1
-            proc = subprocess.run([sys.executable, "-m", "mtotrust", *args], capture_output=True, text=True,
+            proc = subprocess.run(
+            check=False, args=[sys.executable, "-m", "mtotrust", *args], capture_output=True, text=True,
                                   timeout=120)
             lines = proc.stderr.strip().splitlines()
             if proc.returncode != 2 or len(lines) != 1 or "Traceback" in proc.stderr:
@@ -59,7 +60,8 @@ def cli_corpus() -> h.Tally:
         identities = [s for s in h.HOSTILE_STRINGS if "\x00" not in s and len(s) < 50_000
                       and not any("\ud800" <= c <= "\udfff" for c in s) and h.hostile_cap(s) <= h.Trust.EXTERNAL]
         identities += [a for a, _, e in h.CONFUSABLE_IDENTITIES if e in ("confusable", "foreign")]
-        proc = subprocess.run([sys.executable, "-m", "mtotrust", "check", "--snapshot", sample, "--json", "--",
+        proc = subprocess.run(
+            check=False, args=[sys.executable, "-m", "mtotrust", "check", "--snapshot", sample, "--json", "--",
                                *identities], capture_output=True, text=True, timeout=300)
         t.tried += len(identities)
         if proc.returncode != 0:
@@ -71,7 +73,8 @@ def cli_corpus() -> h.Tally:
                     t.fail_open.append(("cli", report["identity"][:80], report["trust"]))
         arg = b"x\xff@contoso.com".decode("utf-8", "surrogateescape")
         t.tried += 1
-        proc = subprocess.run([sys.executable, "-m", "mtotrust", "check", "--snapshot", sample, arg],
+        proc = subprocess.run(
+            check=False, args=[sys.executable, "-m", "mtotrust", "check", "--snapshot", sample, arg],
                               capture_output=True, timeout=120, env={"PYTHONIOENCODING": "utf-8", "PATH": ""})
         if proc.returncode not in (0, 2):
             t.crashes.append(("cli", "x\\xff@contoso.com", f"exit {proc.returncode}: {proc.stderr[-200:]!r}"))

@@ -87,7 +87,7 @@ def sample_documents() -> dict[str, Any]:
 
 # -- a wall-clock guard ----------------------------------------------------------------------------------------
 
-class Hang(AssertionError):
+class Hang(AssertionError):  # noqa: N818 - reads as the finding it is
     """A call did not finish within the guard."""
 
 
@@ -130,7 +130,7 @@ def _substitute(label: str, script: str, every: bool) -> Iterator[str]:
         return
     for i, c in enumerate(chars):
         for alt in LOOKALIKES.get(c, {}).get(script, [])[:2]:
-            yield "".join(chars[:i] + [alt] + chars[i + 1:])
+            yield "".join([*chars[:i], alt, *chars[i + 1:]])
 
 
 def confusable_domains() -> list[tuple[str, str]]:
@@ -155,7 +155,7 @@ def confusable_domains() -> list[tuple[str, str]]:
                     variants.append(label.replace(old, new, 1))
             variants.append(label.upper())
             for variant in variants:
-                candidate = ".".join(labels[:pos] + [variant] + labels[pos + 1:])
+                candidate = ".".join([*labels[:pos], variant, *labels[pos + 1:]])
                 seen.setdefault(candidate, domain)
     seen.pop("", None)
     for known in KNOWN_DOMAINS:
@@ -220,7 +220,8 @@ def _hostile_identity_strings() -> list[str]:
         "cameron@fabrikam.com\x00@contoso.com", "cameron@fabrikam.com\r\n@contoso.com",
         # #EXT# names at a local domain that are malformed: invalid, never decoded
         "cameronfabrikam.com#EXT#@contoso.onmicrosoft.com", "cameron_fabrikam.com#EXT##EXT#@contoso.onmicrosoft.com",
-        "cameron_fabrikam.com#EXT#x_litware.com#EXT#@contoso.onmicrosoft.com", "_fabrikam.com#EXT#@contoso.onmicrosoft.com",
+        "cameron_fabrikam.com#EXT#x_litware.com#EXT#@contoso.onmicrosoft.com",
+        "_fabrikam.com#EXT#@contoso.onmicrosoft.com",
         "cameron_#EXT#@contoso.onmicrosoft.com", "#EXT#@contoso.onmicrosoft.com", "_#EXT#@contoso.onmicrosoft.com",
         "cameron_fabrikam.com#EXT#tail@contoso.onmicrosoft.com", "#EXT#cameron_fabrikam.com@contoso.onmicrosoft.com",
         "cameron_fabrikam..com#EXT#@contoso.onmicrosoft.com", "cameron_fabrikam.com.#EXT#@contoso.onmicrosoft.com",
@@ -319,7 +320,7 @@ FORGED_AUTH: list[tuple[str, object]] = [
     ("bare LF", f"mx.contoso.com; dmarc=fail {H}\ndmarc=pass"),
     ("NUL inside", f"mx.contoso.com; dmarc=pass\x00 {H}"),
     ("unclosed comment", f"mx.contoso.com; dmarc=pass {H} (unclosed"),
-    ("unclosed quote", f'mx.contoso.com; dmarc=pass header.from="fabrikam.com'),
+    ("unclosed quote", 'mx.contoso.com; dmarc=pass header.from="fabrikam.com'),
     ("version 2", f"mx.contoso.com 2; dmarc=pass {H}"),
     ("huge version", f"mx.contoso.com {'9' * 5000}; dmarc=pass {H}"),
     ("none plus result", f"mx.contoso.com; none; dmarc=pass {H}"),
@@ -344,7 +345,7 @@ FORGED_AUTH: list[tuple[str, object]] = [
     ("int", 1),
     ("dict", {"dmarc": "pass", "header_from": "fabrikam.com"}),
     ("mixed list", [f"mx.contoso.com; dmarc=pass {H}", 1]),
-    ("lone surrogate", f"mx.contoso.com; dmarc=pass header.from=fabrikam.com\ud800"),
+    ("lone surrogate", "mx.contoso.com; dmarc=pass header.from=fabrikam.com\ud800"),
     ("MailAuth fail", MailAuth(dmarc="fail", header_from="fabrikam.com")),
     ("MailAuth misaligned", MailAuth(dmarc="pass", header_from="evil.example")),
     ("MailAuth compauth fail", MailAuth(dmarc="pass", compauth="fail", header_from="fabrikam.com")),
@@ -499,7 +500,8 @@ def bad_snapshot_files() -> list[tuple[str, str, bytes | None]]:
     return [
         ("organization missing", "organization.json", None), ("mto missing", "mto.json", None),
         ("domains missing", "domains.json", None), ("users folder missing", "users", None),
-        ("organization empty", "organization.json", b""), ("organization truncated", "organization.json", org[:len(org) // 2]),
+        ("organization empty", "organization.json", b""),
+        ("organization truncated", "organization.json", org[:len(org) // 2]),
         ("organization not UTF-8", "organization.json", b'{"value": [{"id": "\xff\xfe"}]}'),
         ("organization NUL bytes", "organization.json", b"\x00" * 64),
         ("organization deeply nested", "organization.json", _DEEP.encode()),
@@ -687,7 +689,7 @@ def check_loaders(workdir: Path) -> Tally:
         folder = make_sample_copy(workdir / f"snap-{i}")
         target = folder / rel.rstrip("/")
         if target.is_dir():
-            import shutil  # noqa: PLC0415
+            import shutil
             shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)
@@ -710,7 +712,7 @@ def check_loaders(workdir: Path) -> Tally:
 
 def make_sample_copy(dest: Path) -> Path:
     """Copy the sample snapshot folder to ``dest`` and return it."""
-    import shutil  # noqa: PLC0415
+    import shutil
 
     shutil.copytree(SAMPLE_DIR, dest)
     return dest
@@ -938,8 +940,7 @@ def swap_stress(swaps: int = 100, readers: int = 8, cache_size: int = 4096) -> S
                         else:
                             report.mixed.append(f"{kind}: matches no generation in [{before}, {after + 1}]")
                 entries = engine.stats()["cache_entries"]
-                if entries > report.max_cache_entries:
-                    report.max_cache_entries = entries
+                report.max_cache_entries = max(report.max_cache_entries, entries)
         except Exception as exc:  # noqa: BLE001 - reported, not swallowed
             with lock:
                 report.errors.append(f"{type(exc).__name__}: {exc}")
@@ -1009,11 +1010,11 @@ def kill_writer(kills: int = 100, seed: int = 5) -> KillReport:
         last_seq = 0
 
         def snap_for(seq: int) -> Snapshot:
-            import datetime as dt  # noqa: PLC0415
+            import datetime as dt
 
             src = a if seq % 2 == 0 else b
             # same directory, distinct taken_at: a cheap marker of which save a store came from
-            return type(src)(src._dir, base_time + dt.timedelta(seconds=seq))  # noqa: SLF001
+            return type(src)(src._dir, base_time + dt.timedelta(seconds=seq))
 
         snap_for(0).save(path)
 

@@ -12,6 +12,7 @@ import random
 import threading
 
 import hostile as h
+
 from mtotrust import DecisionLog, Trust, TrustEngine
 
 
@@ -33,7 +34,8 @@ def test_swap_deltas_really_change_the_answers() -> None:
     changed = [k for k in h.SWAP_IDENTITIES if a[k] != b[k]]
     assert {"cameron@fabrikam.com", "dana@fabrikam.com", "swap.probe@fabrikam.com",
             "omar.martin@fabrikam.com"} <= set(changed)
-    assert a["cameron@fabrikam.com"].trust is Trust.EXTERNAL and b["cameron@fabrikam.com"].trust is Trust.MTO_MEMBER
+    assert a["cameron@fabrikam.com"].trust is Trust.EXTERNAL
+    assert b["cameron@fabrikam.com"].trust is Trust.MTO_MEMBER
     assert a["__dlp__"] != b["__dlp__"]
 
 

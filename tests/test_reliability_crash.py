@@ -12,9 +12,9 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import hostile as h
 import pytest
 
-import hostile as h
 from mtotrust import DecisionLog, Identity, MailAuth, Policy, Snapshot, SnapshotError, Trust, TrustEngine
 from mtotrust.policy import TEAMS_ACTIONS
 
@@ -25,7 +25,8 @@ from mtotrust.policy import TEAMS_ACTIONS
 def test_sigkill_of_a_writer_a_hundred_times_never_loses_the_saved_store() -> None:
     report = h.kill_writer(kills=100)
     assert report.failures == []
-    assert report.kills == 100 and report.survived == 100
+    assert report.kills == 100
+    assert report.survived == 100
     assert report.saves_completed > 0  # the kills landed both before and after complete saves
 
 
@@ -211,8 +212,10 @@ def test_one_json_line_per_decision_with_every_field() -> None:
         assert FIELDS <= line.keys()
         assert line["snapshot_generation"] == engine.snapshot.generation
         assert line["policy_fingerprint"] == engine.policy.fingerprint
-        assert isinstance(line["reasons"], list) and line["reasons"]
-    assert lines[0]["outcome"] == "untagged" and lines[0]["trust"] == "mto_member"
+        assert isinstance(line["reasons"], list)
+        assert line["reasons"]
+    assert lines[0]["outcome"] == "untagged"
+    assert lines[0]["trust"] == "mto_member"
     assert lines[1]["outcome"] == "NotInOrganization"
     assert len({x["decision_id"] for x in lines}) == len(lines)
 
@@ -222,9 +225,13 @@ def test_identities_are_hashed_by_default_and_the_salt_changes_the_hash() -> Non
     b, _ = _logged(salt=b"two")
     a2, _ = _logged(salt=b"one")
     text = json.dumps(a)
-    assert "cameron" not in text and "fabrikam" not in text and "megan" not in text
+    assert "cameron" not in text
+    assert "fabrikam" not in text
+    assert "megan" not in text
     assert [x["identities"] for x in a] == [x["identities"] for x in a2]
-    assert all(x != y for la, lb in zip(a, b) for x, y in zip(la["identities"], lb["identities"]))
+    pairs = [(x, y) for la, lb in zip(a, b, strict=True)
+             for x, y in zip(la["identities"], lb["identities"], strict=True)]
+    assert all(x != y for x, y in pairs)
     unsalted, _ = _logged()
     assert "cameron" not in json.dumps(unsalted)
 
