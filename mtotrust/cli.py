@@ -151,6 +151,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_lint(args: argparse.Namespace) -> int:
+    from mtotrust._verify import lint_main  # hypothesis-free, but only this command needs it
+
+    return lint_main(args.policy, args.snapshot, as_json=args.json)
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="mtotrust", description="Decide how far to trust an external identity in a Microsoft "
                      "365 multi-tenant organization.")
@@ -174,6 +180,14 @@ def _parser() -> _Parser:
     check.add_argument("--json", action="store_true", help="print a JSON array, one object per identity")
     check.add_argument("--explain", action="store_true", help="print the full explanation of each identity")
     check.set_defaults(run=_cmd_check)
+
+    lint = sub.add_parser("lint", help="validate a policy and verify it exhaustively against the invariant "
+                          "catalogue (exit 1 on violations)")
+    lint.add_argument("policy", metavar="POLICY", help="policy file (TOML or JSON)")
+    lint.add_argument("--snapshot", help="also verify against this snapshot (folder or .sqlite); default: the "
+                      "synthetic attribute space only")
+    lint.add_argument("--json", action="store_true", help="print findings as JSON")
+    lint.set_defaults(run=_cmd_lint)
     return parser
 
 
