@@ -355,7 +355,7 @@ def ensure_folder(d: gen.Directory) -> Path:
     return folder
 
 
-def bench_size(n: int, seed: int, n_queries: int, quick: bool) -> dict[str, Any]:
+def bench_size(n: int, seed: int, n_queries: int, quick: bool, cedar_big: bool = False) -> dict[str, Any]:
     import mtotrust
     from mtotrust import Snapshot, Trust, TrustEngine
 
@@ -385,7 +385,7 @@ def bench_size(n: int, seed: int, n_queries: int, quick: bool) -> dict[str, Any]
     log(f"save {res['extra']['save_sqlite_s']:.2f} s, Snapshot.load(sqlite) {t:.2f} s")
     t, snap_mem = timed(lambda: Snapshot.from_documents(**d.documents()), reps_load)
     res["extra"]["from_documents_s"] = t
-    del snap_mem
+    del snap_mem, d  # the decoded documents weigh several GB at 1M users
     t, plain = timed(lambda: plain_from_folder(folder), reps_load)
     res["extra"]["plain_build_s"] = t
     t, engine_u = timed(lambda: TrustEngine(snap, cache_size=0))
@@ -446,6 +446,9 @@ def bench_size(n: int, seed: int, n_queries: int, quick: bool) -> dict[str, Any]
         cedarpy = None
     if cedarpy is None:
         res["ways"]["cedar"] = {"label": "cedarpy (Entities reused)", "note": "not installed"}
+    elif big and not cedar_big:
+        cedarpy = None  # ~12 KB/user of Rust memory plus the JSON text: > 16 GB at 1M users
+        res["ways"]["cedar"] = {"label": "cedarpy (Entities reused)", "note": "skipped at 1M (--cedar-1m; ~16 GB)"}
     else:
         ver = _version("cedarpy")
         t, ents_json = timed(lambda: cedar_entities_json(plain))
@@ -632,6 +635,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=None, help="comma-separated sizes (default 10k,100k)")
     parser.add_argument("--with-1m", action="store_true", help="also run 1M users (minutes)")
+    parser.add_argument("--cedar-1m", action="store_true", help="also run cedarpy at 1M users (needs > 16 GB)")
     parser.add_argument("--quick", action="store_true", help="1k users only, fewer repeats (CI smoke, < 60 s)")
     parser.add_argument("--queries", type=int, default=None, help="queries in the mix (default 20000; quick 5000)")
     parser.add_argument("--seed", type=int, default=7)
@@ -652,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
           "the same query mix for every way")
     results = []
     for n in sizes:
-        r = bench_size(n, args.seed, n_queries, args.quick)
+        r = bench_size(n, args.seed, n_queries, args.quick, args.cedar_1m)
         results.append(r)
         print_table(r)
         sys.stdout.flush()
