@@ -31,6 +31,12 @@ _EXT = "#ext#"
 _DOMAIN_CACHE_SIZE = 1 << 16
 # RFC 5322 atext, ASCII part; non-ASCII is allowed by RFC 6531 and checked by category below.
 _ASCII_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+# The common case, checked in one C-level pass: an ASCII dot-atom local part at an LDH domain. For such an
+# address UTS-46 processing is lower-casing; anything else (IDN, "--" as in xn-- labels) takes the full path.
+_ASCII_ADDRESS = re.compile(
+    r"(?P<local>[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*)"
+    r"@(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)")
+_MAX_DOMAIN_LENGTH = 253
 _ATEXT_ASCII = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-")
 # Control, format (zero-width, bidi), surrogate, private-use and unassigned code points, and every space or
 # separator but the ASCII space: none of them belongs in an address, and several hide what a user reads.
@@ -143,6 +149,17 @@ def normalize_address(text: str) -> tuple[str, str]:
     trimmed = text.strip(" \t")
     if len(trimmed) > MAX_ADDRESS_LENGTH:
         raise _fail(trimmed, f"the address is {len(trimmed)} characters long; at most {MAX_ADDRESS_LENGTH}")
+    if trimmed.isascii():
+        match = _ASCII_ADDRESS.fullmatch(trimmed)
+        if match is not None:
+            domain = match["domain"]
+            if "--" not in domain and len(domain) <= _MAX_DOMAIN_LENGTH:
+                return match["local"].lower(), domain.lower()
+    return _normalize_trimmed(trimmed)
+
+
+def _normalize_trimmed(trimmed: str) -> tuple[str, str]:
+    """Normalise a trimmed address by every rule (the path for anything but plain ASCII)."""
     if any(at in trimmed for at in _AT_LOOKALIKES):
         raise _fail(trimmed, "a look-alike '@' (fullwidth or small commercial at) is not an address separator")
     count = trimmed.count("@")

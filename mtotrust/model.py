@@ -156,8 +156,10 @@ def _identity_dict(resolution: Resolution) -> dict[str, Any]:
 class Resolution:
     """Where an identity stands in the local directory: its trust and every check that decided it.
 
-    ``identity`` is the text asked about, ``address`` its normal form (``None`` when it is invalid),
-    ``user`` the matched directory object, ``home_tenant_id`` the tenant its domain maps to.
+    ``identity`` is the identity asked about in normal form (for an invalid one, the text as given),
+    ``address`` the address looked up (``None`` when invalid; the home address of a decoded ``#EXT#`` name),
+    ``user`` the matched directory object, ``home_tenant_id`` the tenant its domain maps to, ``tenant_id`` the
+    home tenant id the caller gave.
 
     .. versionadded:: 0.1.0
     """

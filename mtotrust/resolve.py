@@ -11,7 +11,7 @@ from mtotrust.errors import IdentityError
 from mtotrust.model import DirectoryUser, Identity, Resolution, Trust
 from mtotrust.snapshot import Snapshot
 
-__all__ = ["home_tenant", "parse_identity", "resolve"]
+__all__ = ["check_tenant_id", "home_tenant", "parse_identity", "resolve", "resolve_address"]
 
 _UNTRUSTED, _EXTERNAL, _GUEST, _MTO_MEMBER, _INTERNAL = Trust
 
@@ -40,7 +40,7 @@ def home_tenant(snapshot: Snapshot, domain: str) -> str | None:
     return snapshot.domain_tenants.get(domain)
 
 
-def _invalid(identity: object, tenant_id: str | None) -> Resolution:
+def _invalid(identity: object, tenant_id: object) -> Resolution:
     text = identity if isinstance(identity, str) else repr(identity)
     return Resolution(identity=text, trust=_UNTRUSTED, reasons=("invalid_identity",),
                       tenant_id=tenant_id if isinstance(tenant_id, str) else None)
@@ -57,93 +57,123 @@ def resolve(snapshot: Snapshot, identity: Identity | str) -> Resolution:
         text, tenant_id = identity, None
     if not isinstance(text, str) or (tenant_id is not None and not isinstance(tenant_id, str)):
         return _invalid(text, tenant_id)
-    reasons: list[str] = []
     try:
-        local, domain = normalize_address(text)
-        if domain in snapshot.local_domains:
-            decoded = split_ext_upn(local, text)
-            if decoded is not None:
-                local, domain = decoded
-                reasons.append("ext_upn_decoded")
+        resolution = resolve_address(snapshot, *normalize_address(text))
     except IdentityError:
         return _invalid(text, tenant_id)
-    address = f"{local}@{domain}"
-    home = home_tenant(snapshot, domain)
-    # Only a verified domain of the local tenant is local (design section 3, step 2); a domains.json row that
-    # maps another domain to the local tenant makes it neither internal nor an MTO member's home.
+    return resolution if tenant_id is None else check_tenant_id(resolution, tenant_id)
+
+
+def check_tenant_id(resolution: Resolution, tenant_id: str) -> Resolution:
+    """Add the caller's ``tenant_id`` check to a resolution made without one (design section 3, step 4).
+
+    The id is compared case-insensitively with the home tenant of the address's domain; a different one makes
+    the identity ``untrusted``; when the domain maps to no tenant the id cannot be checked.
+    """
+    home = resolution.home_tenant_id
+    trust = resolution.trust
+    if resolution.address is None:
+        return resolution
+    if home is None:
+        reason = "tenant_id_unverifiable"
+    elif tenant_id.strip().lower() == home:
+        reason = "tenant_id_verified"
+    else:
+        reason, trust = "tenant_id_mismatch", _UNTRUSTED
+    return Resolution(resolution.identity, trust, (*resolution.reasons, reason), resolution.address,
+                      resolution.user, home, tenant_id)
+
+
+_RANKED = tuple(Trust)  # index = rank
+_R_UNTRUSTED, _R_EXTERNAL, _R_GUEST, _R_MTO_MEMBER, _R_INTERNAL = range(5)
+_STATE_REASONS = {"active": "tenant_active", "pending": "tenant_pending", "removed": "tenant_removed"}
+
+
+def resolve_address(snapshot: Snapshot, local: str, domain: str) -> Resolution:
+    """Resolve a normalised address (no tenant id): everything here depends only on the snapshot.
+
+    The engine computes this once per snapshot and address. ``identity`` of the result is the normalised
+    address asked about; ``address`` is the one looked up (they differ for a decoded ``#EXT#`` name).
+
+    Raises:
+        IdentityError: for a malformed ``#EXT#`` name at a local domain.
+    """
+    key = f"{local}@{domain}"
+    address = key
+    reasons: list[str] = []
     local_home = domain in snapshot.local_domains
-
-    def answer(trust: Trust, user: DirectoryUser | None = None) -> Resolution:
-        return Resolution(identity=text, trust=trust, reasons=tuple(reasons), address=address, user=user,
-                          home_tenant_id=home, tenant_id=tenant_id)
-
+    if local_home:
+        decoded = split_ext_upn(local, key)
+        if decoded is not None:
+            address = f"{decoded[0]}@{decoded[1]}"
+            domain = decoded[1]
+            local_home = domain in snapshot.local_domains
+            reasons.append("ext_upn_decoded")
+    home = snapshot.tenant_id if local_home else snapshot.domain_tenants.get(domain)
     if home is None:
         if snapshot.lookalike_of(domain) is not None:
             reasons.append("confusable_domain")
-            return answer(_UNTRUSTED)
+            return Resolution(key, _UNTRUSTED, tuple(reasons), address)
         reasons.append("domain_unknown")
     else:
+        # Only a verified domain of the local tenant is local (step 2); a domains.json row that maps another
+        # domain to the local tenant makes it neither internal nor an MTO member's home.
         reasons.append("local_domain" if local_home else "domain_known")
 
     users = snapshot.lookup(address)
     if len(users) > 1:
         reasons.append("ambiguous_match")
-        return answer(_UNTRUSTED)
+        return Resolution(key, _UNTRUSTED, tuple(reasons), address, None, home)
     user = users[0] if users else None
-    trust = _INTERNAL if local_home else _MTO_MEMBER
-
-    def check(ok: bool, passed: str, failed: str, cap: Trust) -> None:
-        nonlocal trust
-        if ok:
-            reasons.append(passed)
-        else:
-            reasons.append(failed)
-            trust = min(trust, cap)
-
-    if tenant_id is not None:
-        if home is None:
-            reasons.append("tenant_id_unverifiable")
-        else:
-            check(tenant_id.strip().lower() == home, "tenant_id_verified", "tenant_id_mismatch", _UNTRUSTED)
-
     if local_home:
         reasons.append("object_found" if user else "no_object")
-        return answer(trust, user)
-    check(user is not None, "object_found", "no_object", _EXTERNAL)
+        return Resolution(key, _INTERNAL, tuple(reasons), address, user, home)
     if user is None:
-        return answer(trust)
-
-    check(user.external, "object_external", "object_not_external", _EXTERNAL)
-    if user.account_enabled is None:
-        check(False, "", "account_enabled_missing", _EXTERNAL)
+        reasons.append("no_object")
+        return Resolution(key, _EXTERNAL, tuple(reasons), address, None, home)
+    reasons.append("object_found")
+    rank = _R_MTO_MEMBER
+    # Each check: the reason it reports, and the highest rank it allows (design section 3, step 4).
+    if user.external:
+        reasons.append("object_external")
     else:
-        check(user.account_enabled, "account_enabled", "account_disabled", _EXTERNAL)
-    if user.user_type is None:
-        check(False, "", "user_type_missing", _GUEST)
+        reasons.append("object_not_external")
+        rank = _R_EXTERNAL
+    if user.account_enabled:
+        reasons.append("account_enabled")
     else:
-        check(user.user_type == "Member", "user_type_member",
-              "user_type_guest" if user.user_type == "Guest" else "user_type_not_member", _GUEST)
-
+        reasons.append("account_enabled_missing" if user.account_enabled is None else "account_disabled")
+        rank = _R_EXTERNAL
+    if user.user_type == "Member":
+        reasons.append("user_type_member")
+    else:
+        reasons.append({None: "user_type_missing", "Guest": "user_type_guest"}.get(user.user_type,
+                                                                                   "user_type_not_member"))
+        rank = min(rank, _R_GUEST)
     tenant = snapshot.tenants.get(home) if home is not None else None
     if home is None:
-        check(False, "", "home_tenant_unknown", _GUEST)
+        reasons.append("home_tenant_unknown")
     elif home == snapshot.tenant_id:
-        check(False, "", "home_tenant_is_local", _GUEST)
+        reasons.append("home_tenant_is_local")
     elif tenant is None:
-        check(False, "", "tenant_not_in_mto", _GUEST)
+        reasons.append("tenant_not_in_mto")
     else:
-        state_reason = {"pending": "tenant_pending", "removed": "tenant_removed"}.get(
-            tenant.state or "", "tenant_state_unknown")
-        check(tenant.state == "active", "tenant_active", state_reason, _GUEST)
-    if home is not None and home in snapshot.partners:
-        in_mto = snapshot.partners[home]
-        if in_mto is not None:
-            check(in_mto, "partner_in_mto", "partner_not_in_mto", _GUEST)
-
+        reasons.append(_STATE_REASONS.get(tenant.state or "", "tenant_state_unknown"))
+    if reasons[-1] != "tenant_active":
+        rank = min(rank, _R_GUEST)
+    in_mto = snapshot.partners.get(home) if home is not None else None
+    if in_mto is not None:
+        reasons.append("partner_in_mto" if in_mto else "partner_not_in_mto")
+        if not in_mto:
+            rank = min(rank, _R_GUEST)
     evidence = _upn_home(snapshot, user)
     if evidence is not False:
-        check(evidence == home, "home_evidence_agrees", "home_evidence_disagrees", _GUEST)
-    return answer(trust, user)
+        if evidence == home:
+            reasons.append("home_evidence_agrees")
+        else:
+            reasons.append("home_evidence_disagrees")
+            rank = min(rank, _R_GUEST)
+    return Resolution(key, _RANKED[rank], tuple(reasons), address, user, home)
 
 
 def _upn_home(snapshot: Snapshot, user: DirectoryUser) -> str | bool | None:

@@ -5,9 +5,18 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mtotrust import Identity, IdentityError, parse_identity
-from mtotrust.address import domain_skeleton, normalize_address, normalize_domain, proxy_smtp_address, split_ext_upn
+from mtotrust.address import (
+    _normalize_trimmed,
+    domain_skeleton,
+    normalize_address,
+    normalize_domain,
+    proxy_smtp_address,
+    split_ext_upn,
+)
 
 
 class TestNormalizeAddress:
@@ -178,3 +187,26 @@ class TestParseIdentity:
         """A non-str tenant id is an IdentityError."""
         with pytest.raises(IdentityError):
             parse_identity("a@b.com", 42)
+
+
+_ASCII_PRINTABLE = st.characters(min_codepoint=0x21, max_codepoint=0x7E)
+_ADDRESS_LIKE = st.builds(
+    lambda local, labels: f"{local}@{'.'.join(labels)}",
+    st.text(alphabet=st.sampled_from("aZ09.!#$%&'*+/=?^_`{|}~-\"("), min_size=0, max_size=12),
+    st.lists(st.text(alphabet=st.sampled_from("aZ09-_x"), min_size=0, max_size=66), min_size=1, max_size=5),
+)
+
+
+class TestAsciiFastPath:
+    @given(st.one_of(_ADDRESS_LIKE, st.text(alphabet=_ASCII_PRINTABLE, max_size=80)))
+    def test_fast_path_agrees_with_every_rule(self, text):
+        """The ASCII fast path accepts and normalises exactly as the full rules do."""
+        try:
+            slow = _normalize_trimmed(text.strip(" \t"))
+        except IdentityError:
+            slow = None
+        try:
+            fast = normalize_address(text)
+        except IdentityError:
+            fast = None
+        assert slow == fast

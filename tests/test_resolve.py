@@ -362,7 +362,17 @@ class TestLowestTrustWins:
 
 class TestResolutionFields:
     def test_fields(self, mini):
-        """A resolution carries the identity as given, the normal address, the object and the home tenant."""
+        """A resolution carries the identity in normal form, the address looked up, the object and the home tenant."""
         result = resolve(mini, Identity(" Cameron@Fabrikam.com", ACTIVE))
-        assert (" Cameron@Fabrikam.com", "cameron@fabrikam.com", "u-cameron", ACTIVE, ACTIVE) == (
+        assert ("cameron@fabrikam.com", "cameron@fabrikam.com", "u-cameron", ACTIVE, ACTIVE) == (
             result.identity, result.address, result.user.id, result.home_tenant_id, result.tenant_id)
+
+    def test_ext_name_keeps_its_normal_form(self, mini):
+        """For a decoded #EXT# name, identity is the name asked about and address the home address."""
+        result = resolve(mini, "Cameron_Fabrikam.com#EXT#@contoso.onmicrosoft.com")
+        assert ("cameron_fabrikam.com#ext#@contoso.onmicrosoft.com", "cameron@fabrikam.com") == (
+            result.identity, result.address)
+
+    def test_invalid_identity_keeps_the_text(self, mini):
+        """An invalid identity keeps the text given, so an explanation can show what was asked."""
+        assert " not an address" == resolve(mini, " not an address").identity
