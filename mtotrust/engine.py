@@ -1,9 +1,20 @@
 """``TrustEngine``: resolver + policy + cache + hot swap + decision log (design section 5).
 
-The engine's whole state (snapshot, policy, cache) lives in one immutable ``_State`` that :meth:`update`
+The engine's whole state (snapshot, policy, answers, cache) lives in one ``_State`` that :meth:`update`
 replaces with a single assignment. A call reads the state once, so it sees one snapshot and one policy from
-start to end; the cache belongs to its state, so after ``update`` returns no answer computed for the previous
-snapshot or policy can be served.
+start to end; answers and cache entries belong to their state, so after ``update`` returns no answer computed
+for the previous snapshot or policy can be served.
+
+Two layers make a call cheap:
+
+* **answers**: the resolution of every address that matches a directory object depends only on the snapshot
+  (and the policy's block list), so it is computed once per state, on first use, and kept for the state's
+  life. The set is finite (the snapshot's indexed addresses), so it needs no eviction. A repeated ASCII
+  identity costs a trim, a lower-case and one dict lookup.
+* **cache**: everything else that is worth keeping (misses, identities with a tenant id, Teams and label
+  decisions) goes into a bounded ``cachetools.FIFOCache``. Its reads are plain dict reads that never reorder
+  anything, so they need no lock under the GIL; writes and evictions take the state's lock. FIFO rather than
+  LRU because LRU must reorder on every read, which is a write that needs the lock.
 """
 
 from __future__ import annotations
@@ -12,20 +23,18 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Hashable, Iterable
+from typing import Any
 
-import attrs
 import cachetools
 
 from mtotrust import apps
-from mtotrust.address import MAX_ADDRESS_LENGTH, normalize_address
+from mtotrust.address import MAX_ADDRESS_LENGTH
 from mtotrust.decisionlog import AppDecision, DecisionLog, outcome
-from mtotrust.errors import IdentityError
 from mtotrust.explain import Decision, explain
 from mtotrust.model import DlpDecision, Identity, LabelDecision, MailDecision, Resolution, TeamsDecision, Trust
 from mtotrust.policy import Policy
-from mtotrust.resolve import resolve
+from mtotrust.resolve import resolve, resolve_address
 from mtotrust.snapshot import Snapshot
 
 __all__ = ["DEFAULT_CACHE_SIZE", "TrustEngine"]
@@ -34,31 +43,51 @@ DEFAULT_CACHE_SIZE = 65_536
 """Entries kept by the decision cache unless ``cache_size`` says otherwise."""
 
 _log = logging.getLogger("mtotrust")
-_MISS = object()
-_T = TypeVar("_T")
+_UNTRUSTED, _EXTERNAL = Trust.UNTRUSTED, Trust.EXTERNAL
 IdentityLike = Identity | str
 
 
 class _State:
-    """One consistent view: a snapshot, a policy and the cache of answers computed from exactly those."""
+    """One consistent view: a snapshot, a policy, and what was computed from exactly those two."""
 
-    __slots__ = ("cache", "fingerprint", "generation", "lock", "policy", "snapshot", "stale_after")
+    __slots__ = ("answers", "cache", "fingerprint", "generation", "lock", "policy", "snapshot", "stale_after")
 
     def __init__(self, snapshot: Snapshot, policy: Policy, cache_size: int) -> None:
         self.snapshot = snapshot
         self.policy = policy
         self.generation = snapshot.generation
         self.fingerprint = policy.fingerprint
-        self.cache: cachetools.LRUCache[Hashable, Any] | None = (
-            cachetools.LRUCache(maxsize=cache_size) if cache_size > 0 else None)
-        self.lock = threading.Lock()  # cachetools caches are not thread-safe
+        self.answers: dict[str, Resolution] = {}
+        self.cache: cachetools.FIFOCache[Hashable, Any] | None = (
+            cachetools.FIFOCache(maxsize=cache_size) if cache_size > 0 else None)
+        self.lock = threading.Lock()  # cachetools caches are not thread-safe for writes
         max_age = policy.snapshot.max_age_seconds
-        self.stale_after: float | None = (
-            None if max_age is None else snapshot.taken_at.timestamp() + max_age)
+        self.stale_after: float | None = None if max_age is None else snapshot.taken_at.timestamp() + max_age
+
+    def answer(self, local: str, domain: str) -> Resolution:
+        """Return the snapshot-only resolution of a normalised address, computing it once per state."""
+        key = f"{local}@{domain}"
+        found = self.answers.get(key)
+        if found is not None:
+            return found
+        found = resolve_address(self.snapshot, local, domain)  # may raise IdentityError (#EXT#)
+        address = found.address or key
+        if self.policy.overrides.block and self.policy.blocked(address, address.rpartition("@")[2]):
+            found = Resolution(found.identity, _UNTRUSTED, (*found.reasons, "blocked"), found.address, found.user,
+                               found.home_tenant_id)
+        if found.user is not None or "ambiguous_match" in found.reasons:  # an indexed address: a finite set
+            self.answers[key] = found
+        return found
+
+    def put(self, key: Hashable, value: Any) -> None:
+        """Store ``value`` in the bounded cache (if any)."""
+        if self.cache is not None:
+            with self.lock:
+                self.cache[key] = value
 
 
 def _cacheable(identity: object) -> bool:
-    if isinstance(identity, str):
+    if identity.__class__ is str:
         return len(identity) <= MAX_ADDRESS_LENGTH + 16
     return (isinstance(identity, Identity) and isinstance(identity.address, str)
             and len(identity.address) <= MAX_ADDRESS_LENGTH + 16
@@ -66,16 +95,18 @@ def _cacheable(identity: object) -> bool:
 
 
 class TrustEngine:
-    """Answer trust questions for every app from one snapshot and one policy, with a bounded cache.
+    """Answer trust questions for every app from one snapshot and one policy, fast and bounded.
 
     Args:
         snapshot: the local directory.
         policy: defaults to :meth:`Policy.default`.
-        cache_size: entries in the LRU decision cache; ``0`` disables caching (every call resolves anew).
+        cache_size: entries in the bounded decision cache; ``0`` disables it (every call that is not a
+            precomputed per-snapshot answer resolves anew).
         decision_log: an opt-in :class:`~mtotrust.decisionlog.DecisionLog`.
 
     Engine methods never raise on a bad identity; :meth:`mail` and :meth:`dlp` never raise at all: on any
-    error they fail closed (tagged, ``NotInOrganization``) with the reason ``internal_error``.
+    error they fail closed (tagged, ``NotInOrganization``) with the reason ``internal_error``. The engine is
+    thread-safe; :meth:`update` swaps snapshot and policy atomically.
 
     .. versionadded:: 0.1.0
     """
@@ -85,8 +116,11 @@ class TrustEngine:
         if not isinstance(snapshot, Snapshot):
             raise TypeError(f"snapshot must be a mtotrust.Snapshot, not {type(snapshot).__name__}; "
                             "load one with Snapshot.load(path)")
-        if not isinstance(cache_size, int) or cache_size < 0:
+        if not isinstance(cache_size, int) or isinstance(cache_size, bool) or cache_size < 0:
             raise ValueError(f"cache_size must be an int >= 0, not {cache_size!r}")
+        if policy is not None and not isinstance(policy, Policy):
+            raise TypeError(f"policy must be a mtotrust.Policy, not {type(policy).__name__}; "
+                            "load one with Policy.load(path)")
         self._cache_size = cache_size
         self._state = _State(snapshot, policy if policy is not None else Policy.default(), cache_size)
         self._update_lock = threading.Lock()
@@ -112,68 +146,87 @@ class TrustEngine:
 
         Once this returns, no answer computed from the previous snapshot or policy is served.
         """
+        if snapshot is not None and not isinstance(snapshot, Snapshot):
+            raise TypeError(f"snapshot must be a mtotrust.Snapshot, not {type(snapshot).__name__}")
+        if policy is not None and not isinstance(policy, Policy):
+            raise TypeError(f"policy must be a mtotrust.Policy, not {type(policy).__name__}")
         with self._update_lock:
             old = self._state
             self._state = _State(snapshot if snapshot is not None else old.snapshot,
                                  policy if policy is not None else old.policy, self._cache_size)
 
     def stats(self) -> dict[str, Any]:
-        """Return cache hits and misses, decisions by app and outcome, and the snapshot's generation and age."""
+        """Return cache hits and misses, decisions by app and outcome, and the snapshot's generation and age.
+
+        Counters are updated without a lock: under many threads they are close, not exact.
+        """
         state = self._state
         return {
             "cache_hits": self._hits,
             "cache_misses": self._misses,
             "cache_entries": len(state.cache) if state.cache is not None else 0,
             "cache_size": self._cache_size,
-            "decisions": {f"{app}:{outcome}": n for (app, outcome), n in sorted(self._outcomes.items())},
+            "precomputed_answers": len(state.answers),
+            "decisions": {f"{app}:{word}": n for (app, word), n in sorted(self._outcomes.items())},
             "snapshot_generation": state.generation,
             "snapshot_age_seconds": round(time.time() - state.snapshot.taken_at.timestamp(), 3),
             "policy_fingerprint": state.fingerprint,
         }
 
-    # -- the cache -----------------------------------------------------------------------------------------
+    # -- resolution ----------------------------------------------------------------------------------------
 
-    def _cached(self, state: _State, key: tuple[Hashable, ...], compute: Callable[[], _T]) -> _T:
-        cache = state.cache
-        if cache is None:
-            return compute()
-        full_key = (state.generation, state.fingerprint, *key)
-        with state.lock:
-            value = cache.get(full_key, _MISS)
-        if value is not _MISS:
-            self._hits += 1
-            return value  # type: ignore[no-any-return]
-        self._misses += 1
-        value = compute()
-        with state.lock:
-            cache[full_key] = value
-        return value
+    def _resolve_in(self, state: _State, identity: IdentityLike) -> Resolution:
+        """Resolve against one state: precomputed answer, then cache, then the resolver."""
+        if identity.__class__ is str:
+            text = identity.strip(" \t")
+            if text.isascii():
+                # For ASCII, a valid address's normal form is its lower-case form, and the answers hold only
+                # valid normal forms: a hit proves validity too.
+                found = state.answers.get(text.lower())
+                if found is not None:
+                    return found if state.stale_after is None else _stale(state, found)
+        cacheable = _cacheable(identity)
+        if cacheable and state.cache is not None:
+            found = state.cache.get(identity)
+            if found is not None:
+                self._hits += 1
+                return found if state.stale_after is None else _stale(state, found)
+            self._misses += 1
+        found = resolve(state.snapshot, identity, answer=state.answer)
+        if cacheable:
+            state.put(identity, found)
+        return found if state.stale_after is None else _stale(state, found)
 
-    def _resolve(self, state: _State, identity: IdentityLike) -> Resolution:
-        def compute() -> Resolution:
-            resolution = resolve(state.snapshot, identity)
-            if resolution.address is not None:
-                domain = resolution.address.rpartition("@")[2]
-                if state.policy.blocked(resolution.address, domain):
-                    return attrs.evolve(resolution, trust=Trust.UNTRUSTED, reasons=(*resolution.reasons, "blocked"))
-            return resolution
+    def resolve(self, identity: IdentityLike) -> Resolution:
+        """Resolve an address (or :class:`Identity` with a home ``tenant_id``) against the snapshot."""
+        return self._resolve_in(self._state, identity)
 
-        resolution = self._cached(state, ("resolve", identity), compute) if _cacheable(identity) else compute()
-        # Staleness depends on the clock, not on the snapshot: checked on every call, never cached.
-        if state.stale_after is not None and time.time() > state.stale_after and resolution.trust > Trust.EXTERNAL:
-            return attrs.evolve(resolution, trust=Trust.EXTERNAL, reasons=(*resolution.reasons, "snapshot_stale"))
-        return resolution
+    def resolve_many(self, identities: Iterable[IdentityLike]) -> list[Resolution]:
+        """Resolve many identities against one snapshot and policy, each distinct identity once.
+
+        All answers come from the same state, even if :meth:`update` runs meanwhile.
+        """
+        state = self._state
+        seen: dict[object, Resolution] = {}
+        results = []
+        for identity in identities:
+            try:
+                found = seen.get(identity)
+            except TypeError:  # unhashable: resolve it (it is invalid) without remembering it
+                found = None
+            if found is None:
+                found = self._resolve_in(state, identity)
+                if _cacheable(identity):
+                    seen[identity] = found
+            results.append(found)
+        return results
+
+    # -- the apps ------------------------------------------------------------------------------------------
 
     def _record(self, state: _State, decision: AppDecision) -> None:
         self._outcomes[outcome(decision)] += 1
         if self._log is not None:
             self._log.record(decision, generation=state.generation, policy_fingerprint=state.fingerprint)
-
-    # -- the questions -------------------------------------------------------------------------------------
-
-    def resolve(self, identity: IdentityLike) -> Resolution:
-        """Resolve an address (or :class:`Identity` with a home ``tenant_id``) against the snapshot."""
-        return self._resolve(self._state, identity)
 
     def mail(self, sender: IdentityLike, auth: apps.AuthInput = None) -> MailDecision:
         """Decide external tagging for a message whose RFC 5322 From address is ``sender``.
@@ -183,12 +236,9 @@ class TrustEngine:
         """
         state = self._state
         try:
-            resolution = self._resolve(state, sender)
-            address = sender.address if isinstance(sender, Identity) else sender
-            try:
-                domain: str | None = normalize_address(address)[1]
-            except IdentityError:
-                domain = None
+            resolution = self._resolve_in(state, sender)
+            # The From domain as written (before any #EXT# decoding): what DMARC aligns with.
+            domain = resolution.identity.rpartition("@")[2] if resolution.address is not None else None
             local = domain is not None and domain in state.snapshot.local_domains
             protected = local or (domain is not None and domain in state.snapshot.mto_domains)
             decision = apps.mail(resolution, auth, state.policy, sender_domain=domain, local=local,
@@ -199,13 +249,15 @@ class TrustEngine:
         return decision
 
     def dlp(self, recipients: Iterable[IdentityLike] | IdentityLike) -> DlpDecision:
-        """Decide whether sharing with ``recipients`` stays inside the organization. Never raises."""
+        """Decide whether sharing with ``recipients`` stays inside the organization. Never raises.
+
+        Each distinct recipient is resolved once, all against the same snapshot and policy.
+        """
         state = self._state
         try:
             items: Iterable[IdentityLike] = (
                 (recipients,) if isinstance(recipients, (str, Identity)) else recipients)
-            resolutions = tuple(self._resolve(state, r) for r in items)
-            decision = apps.dlp(resolutions, state.policy)
+            decision = apps.dlp(tuple(self.resolve_many(items)), state.policy)
         except Exception as exc:  # noqa: BLE001 - DLP must never let content out because of an error
             _log.error("mtotrust: %s while deciding DLP scope; failing closed", type(exc).__name__)
             decision = DlpDecision(inside_organization=False, recipients=(), reasons=("internal_error",))
@@ -219,7 +271,7 @@ class TrustEngine:
             PolicyError: for a label the policy does not define.
         """
         state = self._state
-        decision = apps.label_rights(self._resolve(state, identity), label, state.policy)
+        decision = apps.label_rights(self._resolve_in(state, identity), label, state.policy)
         self._record(state, decision)
         return decision
 
@@ -230,7 +282,7 @@ class TrustEngine:
             PolicyError: for an unknown action.
         """
         state = self._state
-        decision = apps.teams(self._resolve(state, identity), action, state.policy)
+        decision = apps.teams(self._resolve_in(state, identity), action, state.policy)
         self._record(state, decision)
         return decision
 
@@ -238,6 +290,14 @@ class TrustEngine:
     def explain(decision: Decision) -> str:
         """Return a human explanation of any resolution or decision."""
         return explain(decision)
+
+
+def _stale(state: _State, resolution: Resolution) -> Resolution:
+    """Cap trust at external once the snapshot is older than ``snapshot.max_age`` (checked per call)."""
+    if state.stale_after is None or time.time() <= state.stale_after or resolution.trust <= _EXTERNAL:
+        return resolution
+    return Resolution(resolution.identity, _EXTERNAL, (*resolution.reasons, "snapshot_stale"), resolution.address,
+                      resolution.user, resolution.home_tenant_id, resolution.tenant_id)
 
 
 def _failed_mail(sender: object, policy: Policy, exc: Exception) -> MailDecision:

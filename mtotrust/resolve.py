@@ -6,6 +6,8 @@ identity: an invalid one resolves to ``untrusted`` with the reason ``invalid_ide
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mtotrust.address import normalize_address, split_ext_upn
 from mtotrust.errors import IdentityError
 from mtotrust.model import DirectoryUser, Identity, Resolution, Trust
@@ -46,8 +48,12 @@ def _invalid(identity: object, tenant_id: object) -> Resolution:
                       tenant_id=tenant_id if isinstance(tenant_id, str) else None)
 
 
-def resolve(snapshot: Snapshot, identity: Identity | str) -> Resolution:
+def resolve(snapshot: Snapshot, identity: Identity | str, *,
+            answer: Callable[[str, str], Resolution] | None = None) -> Resolution:
     """Resolve ``identity`` against ``snapshot`` (design section 3). Never raises on a bad identity.
+
+    ``answer(local, domain)`` replaces :func:`resolve_address` for the snapshot-only part (the engine passes
+    its per-snapshot precomputed answers); it may raise :class:`IdentityError` for a malformed ``#EXT#`` name.
 
     .. versionadded:: 0.1.0
     """
@@ -58,7 +64,8 @@ def resolve(snapshot: Snapshot, identity: Identity | str) -> Resolution:
     if not isinstance(text, str) or (tenant_id is not None and not isinstance(tenant_id, str)):
         return _invalid(text, tenant_id)
     try:
-        resolution = resolve_address(snapshot, *normalize_address(text))
+        local, domain = normalize_address(text)
+        resolution = resolve_address(snapshot, local, domain) if answer is None else answer(local, domain)
     except IdentityError:
         return _invalid(text, tenant_id)
     return resolution if tenant_id is None else check_tenant_id(resolution, tenant_id)

@@ -18,11 +18,25 @@ LABELS = Policy.from_data({"labels": {"L": {"mto_member": "Viewer"}}})
 
 class TestCache:
     def test_hit_equals_miss(self):
-        """A cached answer equals the first one and counts as a hit."""
+        """A cached answer (an address no object carries) equals the first one and counts as a hit."""
         engine = TrustEngine(SNAP)
-        first, second = engine.resolve("cameron@fabrikam.com"), engine.resolve("cameron@fabrikam.com")
+        first, second = engine.resolve("nobody@fabrikam.com"), engine.resolve("nobody@fabrikam.com")
         assert first == second
         assert (1, 1) == (engine.stats()["cache_hits"], engine.stats()["cache_misses"])
+
+    def test_precomputed_answers(self):
+        """An address an object carries is resolved once per snapshot, whatever its case or blanks."""
+        engine = TrustEngine(SNAP, cache_size=0)
+        first = engine.resolve("cameron@fabrikam.com")
+        assert first is engine.resolve(" Cameron@FABRIKAM.com\t")
+        assert (1, 0) == (engine.stats()["precomputed_answers"], engine.stats()["cache_entries"])
+
+    def test_precomputed_answers_never_hold_misses(self):
+        """Addresses no object carries are never kept as per-snapshot answers, so they cannot grow unbounded."""
+        engine = TrustEngine(SNAP, cache_size=0)
+        for i in range(100):
+            engine.resolve(f"user{i}@fabrikam.com")
+        assert 0 == engine.stats()["precomputed_answers"]
 
     def test_cache_size_zero(self):
         """cache_size=0 disables caching and gives the same answers."""
