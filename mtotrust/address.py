@@ -22,6 +22,7 @@ __all__ = [
     "normalize_domain",
     "proxy_smtp_address",
     "split_ext_upn",
+    "split_plain_ascii",
 ]
 
 MAX_ADDRESS_LENGTH = 320
@@ -33,9 +34,10 @@ _DOMAIN_CACHE_SIZE = 1 << 16
 _ASCII_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 # The common case, checked in one C-level pass: an ASCII dot-atom local part at an LDH domain. For such an
 # address UTS-46 processing is lower-casing; anything else (IDN, "--" as in xn-- labels) takes the full path.
+# (Matched against the lower-cased text; no groups: capturing costs more than partition.)
 _ASCII_ADDRESS = re.compile(
-    r"(?P<local>[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*)"
-    r"@(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)")
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _MAX_DOMAIN_LENGTH = 253
 _ATEXT_ASCII = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-")
 # Control, format (zero-width, bidi), surrogate, private-use and unassigned code points, and every space or
@@ -150,12 +152,27 @@ def normalize_address(text: str) -> tuple[str, str]:
     if len(trimmed) > MAX_ADDRESS_LENGTH:
         raise _fail(trimmed, f"the address is {len(trimmed)} characters long; at most {MAX_ADDRESS_LENGTH}")
     if trimmed.isascii():
-        match = _ASCII_ADDRESS.fullmatch(trimmed)
-        if match is not None:
-            domain = match["domain"]
-            if "--" not in domain and len(domain) <= _MAX_DOMAIN_LENGTH:
-                return match["local"].lower(), domain.lower()
+        parts = split_plain_ascii(trimmed)
+        if parts is not None:
+            return parts
     return _normalize_trimmed(trimmed)
+
+
+def split_plain_ascii(trimmed: str) -> tuple[str, str] | None:
+    """Return ``(local, domain)`` lower-cased for a trimmed plain-ASCII address, or ``None``.
+
+    Plain means a dot-atom local part at an LDH domain without ``--``: for such an address every rule of
+    :func:`normalize_address` reduces to lower-casing. ``None`` means "use the full rules", not "invalid".
+    """
+    if len(trimmed) > MAX_ADDRESS_LENGTH:
+        return None
+    lowered = trimmed.lower()
+    if _ASCII_ADDRESS.fullmatch(lowered) is None:
+        return None
+    local, _, domain = lowered.partition("@")
+    if "--" in domain or len(domain) > _MAX_DOMAIN_LENGTH:
+        return None
+    return local, domain
 
 
 def _normalize_trimmed(trimmed: str) -> tuple[str, str]:

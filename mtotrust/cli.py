@@ -193,6 +193,11 @@ def _parser() -> _Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``mtotrust`` command; return its exit code."""
+    # An argument that is not valid UTF-8 arrives with surrogate escapes; echo it back escaped, never crash.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         args = _parser().parse_args(argv)
         code: int = args.run(args)
