@@ -29,8 +29,9 @@ from typing import Any
 import cachetools
 
 from mtotrust import apps
-from mtotrust.address import MAX_ADDRESS_LENGTH
+from mtotrust.address import MAX_ADDRESS_LENGTH, split_plain_ascii
 from mtotrust.decisionlog import AppDecision, DecisionLog, outcome
+from mtotrust.errors import IdentityError
 from mtotrust.explain import Decision, explain
 from mtotrust.model import DlpDecision, Identity, LabelDecision, MailDecision, Resolution, TeamsDecision, Trust
 from mtotrust.policy import Policy
@@ -44,13 +45,16 @@ DEFAULT_CACHE_SIZE = 65_536
 
 _log = logging.getLogger("mtotrust")
 _UNTRUSTED, _EXTERNAL = Trust.UNTRUSTED, Trust.EXTERNAL
+_EXT = "#ext#"
+_MISS_DOMAINS = 65_536  # domains whose miss answer is kept per state
 IdentityLike = Identity | str
 
 
 class _State:
     """One consistent view: a snapshot, a policy, and what was computed from exactly those two."""
 
-    __slots__ = ("answers", "cache", "fingerprint", "generation", "lock", "policy", "snapshot", "stale_after")
+    __slots__ = ("answers", "cache", "fingerprint", "generation", "lock", "misses", "policy", "snapshot",
+                 "stale_after")
 
     def __init__(self, snapshot: Snapshot, policy: Policy, cache_size: int) -> None:
         self.snapshot = snapshot
@@ -58,32 +62,69 @@ class _State:
         self.generation = snapshot.generation
         self.fingerprint = policy.fingerprint
         self.answers: dict[str, Resolution] = {}
-        self.cache: cachetools.FIFOCache[Hashable, Any] | None = (
-            cachetools.FIFOCache(maxsize=cache_size) if cache_size > 0 else None)
+        # How an address that no object carries resolves at a domain: (trust, reasons, home). It depends only on
+        # the domain, so it is learned from the resolver once per domain (bounded: unknown domains are many).
+        self.misses: dict[str, tuple[Trust, tuple[str, ...], str | None]] = {}
+        self.cache: _Cache | None = _Cache(cache_size) if cache_size > 0 else None
         self.lock = threading.Lock()  # cachetools caches are not thread-safe for writes
         max_age = policy.snapshot.max_age_seconds
         self.stale_after: float | None = None if max_age is None else snapshot.taken_at.timestamp() + max_age
 
-    def answer(self, local: str, domain: str) -> Resolution:
+    def answer(self, local: str, domain: str, key: str | None = None) -> Resolution:
         """Return the snapshot-only resolution of a normalised address, computing it once per state."""
-        key = f"{local}@{domain}"
+        if key is None:
+            key = f"{local}@{domain}"
         found = self.answers.get(key)
         if found is not None:
             return found
-        found = resolve_address(self.snapshot, local, domain)  # may raise IdentityError (#EXT#)
-        address = found.address or key
-        if self.policy.overrides.block and self.policy.blocked(address, address.rpartition("@")[2]):
-            found = Resolution(found.identity, _UNTRUSTED, (*found.reasons, "blocked"), found.address, found.user,
-                               found.home_tenant_id)
-        if found.user is not None or "ambiguous_match" in found.reasons:  # an indexed address: a finite set
-            self.answers[key] = found
-        return found
+        miss = self.misses.get(domain)
+        if miss is not None and not self.snapshot.lookup(key) and _EXT not in local:
+            found = Resolution(key, miss[0], miss[1], key, None, miss[2])
+        else:
+            found = resolve_address(self.snapshot, local, domain)  # may raise IdentityError (#EXT#)
+            if found.user is not None or "ambiguous_match" in found.reasons:  # an indexed address: finite
+                found = self.answers[key] = self._blocked(found)
+                return found
+            if found.address == key:  # not a decoded #EXT# name: the answer depends only on the domain
+                if len(self.misses) >= _MISS_DOMAINS:
+                    self.misses.clear()
+                self.misses[domain] = (found.trust, found.reasons, found.home_tenant_id)
+        return self._blocked(found)
+
+    def _blocked(self, found: Resolution) -> Resolution:
+        """Apply the policy's ``overrides.block`` to a resolution."""
+        if not self.policy.overrides.block or found.address is None:
+            return found
+        if not self.policy.blocked(found.address, found.address.rpartition("@")[2]):
+            return found
+        return Resolution(found.identity, _UNTRUSTED, (*found.reasons, "blocked"), found.address, found.user,
+                          found.home_tenant_id)
 
     def put(self, key: Hashable, value: Any) -> None:
         """Store ``value`` in the bounded cache (if any)."""
         if self.cache is not None:
             with self.lock:
                 self.cache[key] = value
+
+
+class _Cache(cachetools.FIFOCache[Hashable, Any]):
+    """A bounded FIFO cache with a plain dict ``view`` of its entries for lock-free reads.
+
+    Writes (and the evictions they cause) happen under the state's lock and keep ``view`` in step.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self.view: dict[Hashable, Any] = {}
+
+    def __setitem__(self, key: Hashable, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.view[key] = value
+
+    def popitem(self) -> tuple[Hashable, Any]:
+        key, value = super().popitem()
+        self.view.pop(key, None)
+        return key, value
 
 
 def _cacheable(identity: object) -> bool:
@@ -177,21 +218,41 @@ class TrustEngine:
 
     def _resolve_in(self, state: _State, identity: IdentityLike) -> Resolution:
         """Resolve against one state: precomputed answer, then cache, then the resolver."""
+        cache = state.cache
+        counted = False
         if identity.__class__ is str:
             text = identity.strip(" \t")
             if text.isascii():
                 # For ASCII, a valid address's normal form is its lower-case form, and the answers hold only
                 # valid normal forms: a hit proves validity too.
-                found = state.answers.get(text.lower())
+                lowered = text.lower()
+                found = state.answers.get(lowered)
+                if found is None and cache is not None:
+                    found = cache.view.get(lowered)
+                    counted = True
+                    if found is None:
+                        self._misses += 1
+                    else:
+                        self._hits += 1
+                if found is None:
+                    parts = split_plain_ascii(lowered)
+                    if parts is not None:
+                        try:
+                            found = state.answer(parts[0], parts[1], lowered)
+                        except IdentityError:  # a malformed #EXT# name: the resolver below says invalid
+                            found = None
+                        else:
+                            state.put(lowered, found)
                 if found is not None:
                     return found if state.stale_after is None else _stale(state, found)
         cacheable = _cacheable(identity)
-        if cacheable and state.cache is not None:
-            found = state.cache.get(identity)
+        if cacheable and cache is not None:
+            found = cache.view.get(identity)
             if found is not None:
                 self._hits += 1
                 return found if state.stale_after is None else _stale(state, found)
-            self._misses += 1
+            if not counted:
+                self._misses += 1
         found = resolve(state.snapshot, identity, answer=state.answer)
         if cacheable:
             state.put(identity, found)
@@ -199,7 +260,15 @@ class TrustEngine:
 
     def resolve(self, identity: IdentityLike) -> Resolution:
         """Resolve an address (or :class:`Identity` with a home ``tenant_id``) against the snapshot."""
-        return self._resolve_in(self._state, identity)
+        state = self._state
+        # The hot path of _resolve_in, inlined: a repeated ASCII address is one dict lookup.
+        if identity.__class__ is str and state.stale_after is None:
+            text = identity.strip(" \t")
+            if text.isascii():
+                found = state.answers.get(text.lower())
+                if found is not None:
+                    return found
+        return self._resolve_in(state, identity)
 
     def resolve_many(self, identities: Iterable[IdentityLike]) -> list[Resolution]:
         """Resolve many identities against one snapshot and policy, each distinct identity once.

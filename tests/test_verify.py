@@ -14,7 +14,7 @@ import pytest
 from mtotrust import Policy, Snapshot, Trust
 from mtotrust import engine as engine_module
 from mtotrust._verify import INVARIANTS, Facts, Report, enumerate_space, lint_main, reference_trust, verify
-from mtotrust.resolve import resolve as real_resolve
+from mtotrust.resolve import resolve_address as real_resolve_address
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = ROOT / "examples" / "bad_policy.toml"
@@ -122,15 +122,15 @@ class TestDifferential:
 
     def test_broken_resolver_is_caught(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """An engine that forgets the tenant state is caught by the catalogue and the reference."""
-        def sloppy(snapshot: Snapshot, identity: object) -> object:
-            resolution = real_resolve(snapshot, identity)  # type: ignore[arg-type]
+        def sloppy(snapshot: Snapshot, local: str, domain: str) -> object:
+            resolution = real_resolve_address(snapshot, local, domain)
             if "tenant_pending" in resolution.reasons and resolution.trust == Trust.GUEST \
                     and "user_type_member" in resolution.reasons and "object_external" in resolution.reasons \
                     and "account_enabled" in resolution.reasons:
                 return attrs.evolve(resolution, trust=Trust.MTO_MEMBER)
             return resolution
 
-        monkeypatch.setattr(engine_module, "resolve", sloppy)
+        monkeypatch.setattr(engine_module, "resolve_address", sloppy)
         violated = verify(Policy.default()).violated()
         assert {"inactive_tenant_capped", "mto_member_needs_evidence", "reference_agrees"} <= set(violated)
 
