@@ -11,7 +11,7 @@ import importlib.resources
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from mtotrust import __version__
 from mtotrust.engine import TrustEngine
@@ -35,11 +35,40 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: {message} (see --help)")
 
 
+class _ProgressBar:
+    """A one-line progress bar on a terminal's stderr; the CLI uses it only when stderr is a TTY."""
+
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self._stream = stream
+        self._width = width
+        self._shown = ""
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        filled = self._width * done // total if total else self._width
+        line = f"\rloading {what}: [{'#' * filled}{'.' * (self._width - filled)}] {done}/{total}"
+        if line != self._shown:
+            self._stream.write(line)
+            self._stream.flush()
+            self._shown = line
+
+    def close(self) -> None:
+        """Erase the bar."""
+        if self._shown:
+            self._stream.write("\r" + " " * len(self._shown) + "\r")
+            self._stream.flush()
+
+
 def _load_snapshot(path: str | None) -> Snapshot:
     if path is None:
         print("mtotrust: no --snapshot given; using the bundled sample MTO (Contoso)", file=sys.stderr)
         return Snapshot.sample()
-    return Snapshot.load(path)
+    if not sys.stderr.isatty():
+        return Snapshot.load(path)
+    bar = _ProgressBar(sys.stderr)
+    try:
+        return Snapshot.load(path, progress=bar)
+    finally:
+        bar.close()
 
 
 def _load_policy(path: str | None) -> Policy:

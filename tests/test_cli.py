@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,27 @@ class TestEntryPoints:
                                 timeout=60)
         assert 0 == result.returncode
         assert 23 == len(json.loads(result.stdout))
+
+
+class TestProgress:
+    def test_bar_on_a_terminal(self, tmp_path):
+        """Loading a snapshot on a TTY draws a progress bar on stderr and erases it; stdout stays clean JSON."""
+        import pty  # noqa: PLC0415 - POSIX only, like the CI machine
+        Snapshot.sample().save(tmp_path / "s.sqlite")
+        parent, child = pty.openpty()
+        result = subprocess.run([sys.executable, "-m", "mtotrust", "check", "--json", "--snapshot",
+                                 str(tmp_path / "s.sqlite"), "megan@contoso.com"],
+                                stdout=subprocess.PIPE, stderr=child, check=False, timeout=60)
+        os.close(child)
+        drawn = os.read(parent, 65536).decode()
+        os.close(parent)
+        assert 0 == result.returncode
+        assert "internal" == json.loads(result.stdout)[0]["trust"]
+        assert "loading" in drawn
+        assert "#" in drawn
+
+    def test_silent_when_not_a_terminal(self, tmp_path, capsys):
+        """Without a TTY nothing but the answer is printed."""
+        Snapshot.sample().save(tmp_path / "s.sqlite")
+        code, _, err = run(capsys, "check", "--snapshot", str(tmp_path / "s.sqlite"), "megan@contoso.com")
+        assert (0, "") == (code, err)
