@@ -139,7 +139,7 @@ class TestEntryPoints:
 class TestProgress:
     def test_bar_on_a_terminal(self, tmp_path):
         """Loading a snapshot on a TTY draws a progress bar on stderr and erases it; stdout stays clean JSON."""
-        import pty  # noqa: PLC0415 - POSIX only, like the CI machine
+        import pty  # POSIX only, like the CI machine
         Snapshot.sample().save(tmp_path / "s.sqlite")
         parent, child = pty.openpty()
         result = subprocess.run([sys.executable, "-m", "mtotrust", "check", "--json", "--snapshot",
