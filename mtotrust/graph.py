@@ -7,10 +7,11 @@ fields, because Graph adds fields over time, but are strict about the types of t
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, Required, TypeVar
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from typing_extensions import TypedDict  # pydantic needs this TypedDict before Python 3.12
 
 from mtotrust.errors import SnapshotError
 from mtotrust.model import DirectoryUser, Tenant
@@ -24,6 +25,7 @@ __all__ = [
     "PartnersResponse",
     "UsersPage",
     "parse_document",
+    "parse_users_page",
     "to_directory_user",
 ]
 
@@ -131,6 +133,95 @@ class UsersPage(_GraphModel):
     """A page of ``GET /users`` or ``GET /users/delta``."""
 
     value: list[GraphUser]
+
+
+# The same page as plain dicts, validated in one pydantic-core pass (``validate_json`` parses and validates in
+# Rust, no model instance per user). It accepts exactly what ``UsersPage`` accepts (same strict types, unknown
+# fields ignored, only ``id`` required, duplicate keys: last wins as in ``json.loads``); on any failure the
+# caller falls back to ``json.loads`` + ``parse_document(UsersPage, ...)``, which either names the problem
+# precisely or accepts the page (a BOM, a lone surrogate escape ...), so the fast path never changes a result.
+_STRICT = ConfigDict(strict=True, extra="ignore")
+
+
+class _IdentityDict(TypedDict, total=False):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    signInType: str | None
+    issuer: str | None
+
+
+class _RemovedDict(TypedDict, total=False):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    reason: str | None
+
+
+_UserDict = TypedDict("_UserDict", {  # functional form: "@removed" is not an identifier
+    "id": Required[Annotated[str, Field(min_length=1)]],
+    "userPrincipalName": str | None,
+    "mail": str | None,
+    "otherMails": list[str] | None,
+    "proxyAddresses": list[str] | None,
+    "userType": str | None,
+    "creationType": str | None,
+    "accountEnabled": bool | None,
+    "identities": list[_IdentityDict] | None,
+    "@removed": _RemovedDict | None,
+}, total=False)
+_UserDict.__pydantic_config__ = _STRICT  # type: ignore[attr-defined]
+
+
+class _PageDict(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    value: list[_UserDict]
+
+
+_PAGE_ADAPTER: TypeAdapter[_PageDict] = TypeAdapter(_PageDict)
+
+
+def parse_users_page(data: Any, file: str, *, raw: bool = False) -> list[dict[str, Any]]:
+    """Validate a ``GET /users`` (or delta) page and return its user objects as dicts keyed by Graph names.
+
+    ``data`` is the decoded page, or with ``raw=True`` the file's bytes. Each dict holds only the fields the
+    object carries (so a partial delta object says which fields it changes), with Graph's JSON names
+    (``userPrincipalName``, ``@removed`` ...), unknown fields dropped.
+
+    Raises:
+        SnapshotError: exactly as :func:`parse_document` with :class:`UsersPage` (file, JSON path, value).
+    """
+    try:
+        if raw:
+            return _PAGE_ADAPTER.validate_json(data)["value"]
+        return _PAGE_ADAPTER.validate_python(data)["value"]
+    except (pydantic.ValidationError, RecursionError, TypeError, ValueError):
+        pass
+    if raw:
+        data = decode_json_bytes(data, file)
+    page = parse_document(UsersPage, data, file)  # raises the precise error, or accepts what the fast path did not
+    return [u.model_dump(by_alias=True, exclude_unset=True) for u in page.value]
+
+
+def decode_json_bytes(data: bytes, file: str) -> Any:
+    """``json.loads`` of a file's bytes, with the errors a snapshot reports (file, position, value)."""
+    import json
+
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise SnapshotError(f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                            file=file, value=exc.doc[max(0, exc.pos - 20):exc.pos + 20]) from None
+    except RecursionError:
+        raise SnapshotError("is nested too deeply to be a Graph response", file=file, value=file) from None
+    except UnicodeDecodeError as exc:
+        raise SnapshotError(f"is not UTF-8 JSON ({exc.reason} at byte {exc.start})", file=file,
+                            value=exc.object[exc.start:exc.start + 8]) from None
+
+
+def federated_external_dicts(identities: list[dict[str, Any]] | None) -> bool:
+    """:func:`federated_external` for identities given as dicts (from :func:`parse_users_page`)."""
+    if identities:
+        for i in identities:
+            if i.get("signInType") == "federated" and i.get("issuer") == _EXTERNAL_ISSUER:
+                return True
+    return False
 
 
 _M = TypeVar("_M", bound=BaseModel)
