@@ -53,8 +53,8 @@ IdentityLike = Identity | str
 class _State:
     """One consistent view: a snapshot, a policy, and what was computed from exactly those two."""
 
-    __slots__ = ("answers", "cache", "fingerprint", "generation", "lock", "misses", "policy", "snapshot",
-                 "stale_after")
+    __slots__ = ("answers", "cache", "changed", "fingerprint", "generation", "inherited", "lock", "misses", "policy",
+                 "snapshot", "stale_after")
 
     def __init__(self, snapshot: Snapshot, policy: Policy, cache_size: int) -> None:
         self.snapshot = snapshot
@@ -65,10 +65,27 @@ class _State:
         # How an address that no object carries resolves at a domain: (trust, reasons, home). It depends only on
         # the domain, so it is learned from the resolver once per domain (bounded: unknown domains are many).
         self.misses: dict[str, tuple[Trust, tuple[str, ...], str | None]] = {}
+        # After a delta: the previous state's answers, valid for every address the delta did not touch.
+        self.inherited: dict[str, Resolution] = {}
+        self.changed: frozenset[str] = frozenset()
         self.cache: _Cache | None = _Cache(cache_size) if cache_size > 0 else None
         self.lock = threading.Lock()  # cachetools caches are not thread-safe for writes
         max_age = policy.snapshot.max_age_seconds
         self.stale_after: float | None = None if max_age is None else snapshot.taken_at.timestamp() + max_age
+
+    def inherit(self, previous: _State) -> None:
+        """Reuse ``previous``'s answers where this state's snapshot is ``previous``'s plus a delta.
+
+        Same policy only (answers carry the block list). Costs nothing now: an untouched address moves over on
+        first use, so the work stays proportional to the delta, not the directory.
+        """
+        if previous.fingerprint != self.fingerprint:
+            return
+        changed = self.snapshot.changed_addresses(previous.snapshot)
+        if changed is None:
+            return
+        self.inherited, self.changed = previous.answers, changed
+        self.misses = dict(previous.misses)  # domain-level: a user delta changes no domain
 
     def answer(self, local: str, domain: str, key: str | None = None) -> Resolution:
         """Return the snapshot-only resolution of a normalised address, computing it once per state."""
@@ -76,6 +93,10 @@ class _State:
             key = f"{local}@{domain}"
         found = self.answers.get(key)
         if found is not None:
+            return found
+        found = self.inherited.get(key)
+        if found is not None and key not in self.changed and found.address not in self.changed:
+            self.answers[key] = found
             return found
         miss = self.misses.get(domain)
         if miss is not None and not self.snapshot.lookup(key) and _EXT not in local:
@@ -193,8 +214,10 @@ class TrustEngine:
             raise TypeError(f"policy must be a mtotrust.Policy, not {type(policy).__name__}")
         with self._update_lock:
             old = self._state
-            self._state = _State(snapshot if snapshot is not None else old.snapshot,
-                                 policy if policy is not None else old.policy, self._cache_size)
+            new = _State(snapshot if snapshot is not None else old.snapshot,
+                         policy if policy is not None else old.policy, self._cache_size)
+            new.inherit(old)
+            self._state = new
 
     def stats(self) -> dict[str, Any]:
         """Return cache hits and misses, decisions by app and outcome, and the snapshot's generation and age.

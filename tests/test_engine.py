@@ -193,3 +193,29 @@ class TestDecisionLog:
         assert (True, True) == (engine.dlp(["megan@contoso.com"]).inside_organization,
                                 engine.mail("x@example.org").tag_external)
         assert 2 == log.errors
+
+
+class TestDeltaInheritance:
+    def test_untouched_answers_carry_over_and_touched_ones_do_not(self):
+        """After update(snapshot.with_delta(...)), untouched answers are reused and changed ones recomputed."""
+        engine = TrustEngine(SNAP, cache_size=0)
+        megan = engine.resolve("megan@contoso.com")
+        assert Trust.MTO_MEMBER == engine.resolve("cameron@fabrikam.com").trust
+        engine.update(SNAP.with_delta([{"value": [{"id": "u2", "accountEnabled": False}]}]))
+        assert Trust.EXTERNAL == engine.resolve("cameron@fabrikam.com").trust
+        assert megan is engine.resolve("megan@contoso.com")
+
+    def test_a_new_address_is_seen(self):
+        """An address a delta adds to an object resolves to that object after the update."""
+        engine = TrustEngine(SNAP, cache_size=0)
+        assert engine.resolve("c2@fabrikam.com").user is None
+        engine.update(SNAP.with_delta([{"value": [{"id": "u2", "otherMails": ["c2@fabrikam.com"]}]}]))
+        assert "u2" == engine.resolve("c2@fabrikam.com").user.id
+
+    def test_no_inheritance_across_policies(self):
+        """A new policy never reuses answers made under the old one (they carry the block list)."""
+        engine = TrustEngine(SNAP, cache_size=0)
+        engine.resolve("cameron@fabrikam.com")
+        engine.update(SNAP.with_delta([{"value": []}]),
+                      policy=Policy.from_data({"overrides": {"block": ["fabrikam.com"]}}))
+        assert Trust.UNTRUSTED == engine.resolve("cameron@fabrikam.com").trust
