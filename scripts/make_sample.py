@@ -105,10 +105,7 @@ class Generator:
         """Pick an unused ``first.last`` (or ``firstlastNN``) alias at ``domain``: (first, last, alias)."""
         while True:
             first, last = self.rng.choice(FIRST), self.rng.choice(LAST)
-            if numbered:
-                alias = f"{first}{last}{self.rng.randrange(10, 100)}".lower()
-            else:
-                alias = f"{first}.{last}".lower()
+            alias = f"{first}{last}{self.rng.randrange(10, 100)}".lower() if numbered else f"{first}.{last}".lower()
             if f"{alias}@{domain}" not in self.claimed:
                 return first, last, alias
 

@@ -194,8 +194,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
 
 def probe_addresses(snapshot: Snapshot) -> list[str]:
     """Return addresses worth asking about in ``snapshot``: every indexed one plus a few unknown ones."""
-    return sorted(snapshot.addresses()) + ["nobody@fabrikam.com", "x@example.org", "not-an-address",
-                                           "x@fabrikarn.com"]
+    return [*sorted(snapshot.addresses()), "nobody@fabrikam.com", "x@example.org", "not-an-address", "x@fabrikarn.com"]
 
 
 trust_names = st.sampled_from(TRUST_NAMES)

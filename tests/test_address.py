@@ -1,6 +1,6 @@
 """Tests for address normalisation and the strict parser (design section 3, step 1)."""
 
-# ruff: noqa: SIM300 - the house style asserts `expected == actual`
+
 
 from __future__ import annotations
 

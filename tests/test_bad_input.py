@@ -1,14 +1,24 @@
 """Bad input for every entry point: engine methods never raise on a bad identity; mail and DLP fail closed."""
 
-# ruff: noqa: SIM300 - the house style asserts `expected == actual`
+
 
 from __future__ import annotations
 
 import pytest
 from strategies import MINI, build, native, synced
 
-from mtotrust import Identity, IdentityError, MailAuth, Policy, PolicyError, Snapshot, SnapshotError, Trust, \
-    TrustEngine, parse_identity
+from mtotrust import (
+    Identity,
+    IdentityError,
+    MailAuth,
+    Policy,
+    PolicyError,
+    Snapshot,
+    SnapshotError,
+    Trust,
+    TrustEngine,
+    parse_identity,
+)
 
 MALFORMED = [
     "", " ", "no-at-sign", "two@@contoso.com", "a@b@contoso.com", "megan@contoso.com\r\nBcc: x@y.com",

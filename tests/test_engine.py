@@ -1,6 +1,6 @@
 """Tests for TrustEngine: cache, hot swap, stats, explain, to_dict and the decision log (design section 5)."""
 
-# ruff: noqa: SIM300 - the house style asserts `expected == actual`
+
 
 from __future__ import annotations
 

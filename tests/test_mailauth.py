@@ -1,7 +1,6 @@
 """Tests for mtotrust.mailauth: the Authentication-Results parser and the choice of the header that counts."""
 
 # The house style asserts `expected == actual` (style.md, lesson 11), which SIM300 calls a Yoda condition.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Tests for Policy: files, defaults, built-ins, errors, permission levels, fingerprint and overrides (section 4)."""
 
-# ruff: noqa: SIM300 - the house style asserts `expected == actual`
+
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ class TestDefaults:
         """Policy.classic() gives MTO members nothing internal users get, except chat and call."""
         policy = Policy.classic()
         assert ("internal", "internal") == (policy.mail.untagged_at, policy.dlp.inside_at)
-        assert {a: Trust.INTERNAL for a in ("meeting_lobby_bypass", "file_sharing", "presence", "people_search")} \
+        assert dict.fromkeys(("meeting_lobby_bypass", "file_sharing", "presence", "people_search"), Trust.INTERNAL) \
             | {"chat": Trust.EXTERNAL, "call": Trust.EXTERNAL} == {
                 a: policy.teams_minimum(a) for a in ("chat", "call", "meeting_lobby_bypass", "file_sharing",
                                                      "presence", "people_search")}

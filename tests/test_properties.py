@@ -1,6 +1,6 @@
 """Hypothesis properties of the trust core (issue 2): normalisation, fail-closed rules, monotone policies, cache."""
 
-# ruff: noqa: SIM300 - the house style asserts `expected == actual`
+
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ class TestReadme:
         """The README's Python example runs as written, and its assertions hold."""
         block = re.search(r"```python\n(.*?)```", README, re.DOTALL)
         assert block is not None
-        exec(compile(block.group(1), "README.md", "exec"), {})  # noqa: S102 - our own README
+        exec(compile(block.group(1), "README.md", "exec"), {})
 
     def test_ci_runs_the_readme_test_command(self) -> None:
         """.ci/run installs and tests exactly as the README tells a developer to."""

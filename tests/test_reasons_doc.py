@@ -1,6 +1,6 @@
 """docs/reasons.md and mtotrust.explain.REASONS list the same codes, and the sample emits only listed codes."""
 
-# ruff: noqa: SIM300 - the house style asserts `expected == actual`
+
 
 from __future__ import annotations
 
@@ -60,8 +60,8 @@ def sample_decisions():
         address = identity.address if isinstance(identity, Identity) else identity
         domain = address.rpartition("@")[2].strip()
         for auth in (None, MailAuth(dmarc="pass", header_from=domain), MailAuth(smtp_auth=True),
-                     f"mx.contoso.com; dmarc=fail header.from={domain}", f"mx.contoso.com; dmarc=pass header.from=(",
-                     f"mx.contoso.com; dmarc=pass header.from=other.example", "other; dmarc=pass", ["x", 1], b"x"):
+                     f"mx.contoso.com; dmarc=fail header.from={domain}", "mx.contoso.com; dmarc=pass header.from=(",
+                     "mx.contoso.com; dmarc=pass header.from=other.example", "other; dmarc=pass", ["x", 1], b"x"):
             yield engine.mail(identity, auth)
         yield engine.dlp([identity])
         yield engine.label_rights(identity, "L")

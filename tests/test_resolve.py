@@ -1,6 +1,6 @@
 """Tests for the resolution rules of design section 3: one test (or one small class) per rule."""
 
-# ruff: noqa: SIM300 - the house style asserts `expected == actual`
+
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Tests for Snapshot: folder loading, errors, delta pages, generations and the SQLite store (design section 2)."""
 
-# ruff: noqa: SIM300 - the house style asserts `expected == actual`
+
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def write(path, data):
 
 
 def every_resolution(snap):
-    probes = sorted(snap.addresses()) + ["nobody@fabrikam.com", "x@example.org", "x@fabrikarn.com"]
+    probes = [*sorted(snap.addresses()), "nobody@fabrikam.com", "x@example.org", "x@fabrikarn.com"]
     return {a: resolve(snap, a) for a in probes}
 
 
