@@ -586,7 +586,8 @@ class Snapshot:
         """
         docs = (_folder_pages(Path(pages)) if isinstance(pages, (str, os.PathLike))
                 else [_Page(f"delta[{i}]", page) for i, page in enumerate(pages)])
-        return self._derive(docs)
+        with _gc_paused:  # a collection would traverse the whole (shared) directory: a cost of its size
+            return self._derive(docs)
 
     def _derive(self, docs: list[_Page]) -> Snapshot:
         users = _Overlay(self._dir.users)
@@ -980,7 +981,7 @@ def _read_store(conn: sqlite3.Connection, path: Path, progress: Progress | None)
     try:
         total = int(meta["user_count"])
     except (KeyError, ValueError):
-        total = -1
+        total = 0  # unknown: the count check below refuses the store
     local_domains = frozenset(r[0] for r in conn.execute("SELECT name FROM local_domains"))
     if version == "1":
         users = _read_users_v1(conn, total, progress)
