@@ -880,12 +880,13 @@ CREATE TABLE ambiguous (address TEXT PRIMARY KEY, user_ids TEXT NOT NULL);
 # - kinds: the few-valued fields, one row per combination (users refer to it). upn_is_mail: the UPN equals
 #   mail (users.upn is then NULL); mail_is_key: mail is already a normalised address that indexes this user
 #   alone (the loaded index then shares the mail string).
-# - users.other_mails / proxy_addresses: NULL for none, else "\x1f" + "\x1f".join(values), or the JSON array
-#   when a value holds "\x1f".
+# - users.other_mails / proxy_addresses: NULL for none, else "\x1f".join(values), or "\x1e" + the JSON array
+#   when a value holds "\x1f" or "\x1e".
 # - address_index: the other unambiguous addresses, in chunks: "\n"-joined addresses (a normalised address
 #   never holds a control character) and, for each, the position of its user in rowid order (little-endian
 #   uint32). ambiguous: addresses of several users, with their ids "\n"-joined.
 _SEP = "\x1f"
+_JSON_MARK = "\x1e"
 _POSITION = next(t for t in "IL" if array.array(t).itemsize == 4)
 _INDEX_CHUNK = 65_536
 
@@ -893,17 +894,17 @@ _INDEX_CHUNK = 65_536
 def _pack(values: tuple[str, ...]) -> str | None:
     if not values:
         return None
-    if any(_SEP in v for v in values):
-        return json.dumps(values)
-    return _SEP + _SEP.join(values)
+    if any(_SEP in v or _JSON_MARK in v for v in values):
+        return _JSON_MARK + json.dumps(values)
+    return _SEP.join(values)
 
 
 def _unpack(text: str | None) -> tuple[str, ...]:
     if text is None:
         return ()
-    if text[:1] == _SEP:
-        return tuple(text[1:].split(_SEP))
-    values = json.loads(text)
+    if text[:1] != _JSON_MARK:
+        return tuple(text.split(_SEP))
+    values = json.loads(text[1:])
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise ValueError(f"a list column holds {text[:40]!r}")
     return tuple(values)
@@ -1013,15 +1014,15 @@ def _read_users_v2(conn: sqlite3.Connection, total: int, progress: Progress | No
         in conn.execute("SELECT * FROM kinds")
     }
     users: dict[str, DirectoryUser] = {}
-    ordered: list[DirectoryUser] = []
     mail_keys: list[str] = []
     mail_users: list[DirectoryUser] = []
     cursor = conn.execute("SELECT id, upn, mail, other_mails, proxy_addresses, kind FROM users ORDER BY rowid")
     if progress is not None:
         progress(0, total, "users")
-    sep = _SEP
-    append, mail_key, mail_user = ordered.append, mail_keys.append, mail_users.append
+    sep, mark, rows_read = _SEP, _JSON_MARK, 0
+    mail_key, mail_user = mail_keys.append, mail_users.append
     while rows := cursor.fetchmany(_ROWS_PER_PROGRESS):
+        rows_read += len(rows)
         for uid, upn_text, mail, other, proxies, kind in rows:
             user_type, creation_type, enabled, federated, upn_is_mail, mail_is_key = kinds[kind]
             if other is None:
@@ -1030,19 +1031,18 @@ def _read_users_v2(conn: sqlite3.Connection, total: int, progress: Progress | No
                 other_mails = _unpack(other)
                 if mail is not None and mail in other_mails:
                     other_mails = tuple(mail if m == mail else m for m in other_mails)
-            user = DirectoryUser(uid, mail if upn_is_mail else upn_text, mail, other_mails,
-                                 () if proxies is None else tuple(proxies[1:].split(sep)) if proxies[:1] == sep
-                                 else _unpack(proxies),
-                                 user_type, creation_type, enabled, federated)
-            users[uid] = user
-            append(user)
+            users[uid] = user = DirectoryUser(
+                uid, mail if upn_is_mail else upn_text, mail, other_mails,
+                () if proxies is None else tuple(proxies.split(sep)) if proxies[:1] != mark else _unpack(proxies),
+                user_type, creation_type, enabled, federated)
             if mail_is_key:
                 mail_key(mail)
                 mail_user(user)
         if progress is not None:
             progress(len(users), total, "users")
-    if len(ordered) != len(users):
+    if rows_read != len(users):
         raise ValueError("duplicate user ids")
+    ordered = list(users.values())
     index: Index = dict(zip(mail_keys, mail_users, strict=True))
     expected = len(mail_keys)
     position = ordered.__getitem__
