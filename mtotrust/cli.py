@@ -82,15 +82,11 @@ def _sample_policy() -> Policy:
 
 def _report(engine: TrustEngine, identity: Identity, auth: list[str] | MailAuth | None) -> dict[str, Any]:
     """Every app's decision for one identity, in the JSON shape of design section 6."""
-    resolution = engine.resolve(identity)
     policy = engine.policy
     return {
-        "identity": identity.address,
+        **engine.resolve(identity).to_dict(),
+        "identity": identity.address,  # as given; the resolution's normal form is "address"
         "tenant_id": identity.tenant_id,
-        "trust": resolution.trust.value,
-        "reasons": list(resolution.reasons),
-        "user_id": resolution.user.id if resolution.user else None,
-        "home_tenant_id": resolution.home_tenant_id,
         "mail": {"tag_external": engine.mail(identity, auth).tag_external},
         "dlp": {"inside_organization": engine.dlp([identity]).inside_organization},
         "teams": {action: engine.teams(identity, action).allowed for action in TEAMS_ACTIONS},
