@@ -7,6 +7,7 @@ prints the figures of ``docs/reliability.md``.
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 
 import hostile as h
@@ -189,6 +190,9 @@ def test_generated_lookalikes_are_never_untagged(address: str) -> None:
         assert not ENGINE.dlp([address]).inside_organization
 
 
+_TRUSTED_ID = re.compile(r'\s*(?:\([^)]*\)\s*)*"?mx\.contoso\.com"?(?:[\s;(]|$)', re.IGNORECASE)
+
+
 @settings(max_examples=300)
 @given(st.one_of(h.auth_header(), st.lists(h.auth_header(), max_size=3)))
 def test_generated_auth_headers_never_raise_and_never_authenticate_a_bad_sender(auth: object) -> None:
@@ -198,8 +202,8 @@ def test_generated_auth_headers_never_raise_and_never_authenticate_a_bad_sender(
             assert decision.tag_external
             assert decision.trust <= Trust.EXTERNAL
         elif decision.authenticated:  # then the topmost counting header really passed for fabrikam.com
-            top = next(v for v in ([auth] if isinstance(auth, str) else auth)
-                       if v.lstrip(" (c)").lower().startswith(("mx.contoso.com", '"mx.contoso.com"')))
+            # the topmost header whose authserv-id is exactly mx.contoso.com (not mx.contoso.com.evil)
+            top = next(v for v in ([auth] if isinstance(auth, str) else auth) if _TRUSTED_ID.match(v))
             assert "pass" in top
             assert "fabrikam.com" in top
 
