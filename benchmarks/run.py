@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import gc
 import json
 import os
@@ -291,7 +292,7 @@ def threaded(fn: Callable[[str], Any], queries: list[str], threads: int = 4) -> 
 # ---------------------------------------------------------------------------------------------------------------
 
 def _rss() -> int:
-    with open("/proc/self/statm") as fh:
+    with Path("/proc/self/statm").open() as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
@@ -383,7 +384,7 @@ def bench_size(n: int, seed: int, n_queries: int, quick: bool, cedar_big: bool =
     res["extra"]["load_sqlite_s"] = t
     del snap2
     log(f"save {res['extra']['save_sqlite_s']:.2f} s, Snapshot.load(sqlite) {t:.2f} s")
-    t, snap_mem = timed(lambda: Snapshot.from_documents(**d.documents()), reps_load)
+    t, snap_mem = timed(functools.partial(Snapshot.from_documents, **d.documents()), reps_load)
     res["extra"]["from_documents_s"] = t
     del snap_mem, d  # the decoded documents weigh several GB at 1M users
     t, plain = timed(lambda: plain_from_folder(folder), reps_load)
@@ -419,7 +420,8 @@ def bench_size(n: int, seed: int, n_queries: int, quick: bool, cedar_big: bool =
     for key, label, fn, reps in ways:
         got = [bool(fn(q)) for q in queries]
         ns = time_loop(fn, queries, reps)
-        res["ways"][key] = {"label": label, "us": ns * NS, "agree": sum(a == b for a, b in zip(got, expected, strict=True))}
+        agree = sum(a == b for a, b in zip(got, expected, strict=True))
+        res["ways"][key] = {"label": label, "us": ns * NS, "agree": agree}
     log("floor/baseline/mtotrust timed")
 
     # batch API
@@ -451,7 +453,7 @@ def bench_size(n: int, seed: int, n_queries: int, quick: bool, cedar_big: bool =
         res["ways"]["cedar"] = {"label": "cedarpy (Entities reused)", "note": "skipped at 1M (--cedar-1m; ~16 GB)"}
     else:
         ver = _version("cedarpy")
-        t, ents_json = timed(lambda: cedar_entities_json(plain))
+        t, ents_json = timed(functools.partial(cedar_entities_json, plain))
         t2, ents = timed(lambda: cedarpy.Entities.from_json_str(ents_json))
         del ents_json
         res["extra"]["cedar_entities_s"] = t + t2
@@ -505,9 +507,9 @@ def bench_size(n: int, seed: int, n_queries: int, quick: bool, cedar_big: bool =
     # -- delta -------------------------------------------------------------------------------------------------
     t, snap_d = timed(lambda: snap.with_delta(pages), 1 if big else 3)
     res["extra"]["delta_s"] = t
-    t, _ = timed(lambda: TrustEngine(snap_d, cache_size=0))  # what an app pays before swapping in
+    t, _ = timed(functools.partial(TrustEngine, snap_d, cache_size=0))  # what an app pays before swapping in
     res["extra"]["delta_engine_s"] = t
-    t, _ = timed(lambda: engine_c.update(snap_d))
+    t, _ = timed(functools.partial(engine_c.update, snap_d))
     res["extra"]["delta_update_s"] = t
     del snap_d
     log(f"delta {res['extra']['delta_s']:.3f} s")

@@ -7,7 +7,7 @@ fields, because Graph adds fields over time, but are strict about the types of t
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Required, TypeVar
+from typing import Annotated, Any, Required, TypeVar, cast
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -188,9 +188,8 @@ def parse_users_page(data: Any, file: str, *, raw: bool = False) -> list[dict[st
         SnapshotError: exactly as :func:`parse_document` with :class:`UsersPage` (file, JSON path, value).
     """
     try:
-        if raw:
-            return _PAGE_ADAPTER.validate_json(data)["value"]
-        return _PAGE_ADAPTER.validate_python(data)["value"]
+        fast = _PAGE_ADAPTER.validate_json(data) if raw else _PAGE_ADAPTER.validate_python(data)
+        return cast("list[dict[str, Any]]", fast["value"])
     except (pydantic.ValidationError, RecursionError, TypeError, ValueError):
         pass
     if raw:

@@ -208,8 +208,8 @@ def _add(index: Index, key: str, user: DirectoryUser) -> None:
     """Add ``user`` under ``key`` (the slow branch of an insert: the key is already taken)."""
     prev = index[key]
     if prev.__class__ is tuple:
-        if all(u.id != user.id for u in prev):  # type: ignore[union-attr]
-            index[key] = tuple(sorted((*prev, user), key=_by_id))  # type: ignore[misc]
+        if all(u.id != user.id for u in prev):
+            index[key] = tuple(sorted((*prev, user), key=_by_id))
     elif prev.id != user.id:  # type: ignore[union-attr]
         index[key] = tuple(sorted((prev, user), key=_by_id))  # type: ignore[arg-type]
 
@@ -471,7 +471,7 @@ class Snapshot:
         if found is None:
             return ()
         if found.__class__ is tuple:
-            return found  # type: ignore[return-value]
+            return found
         return (found,)  # type: ignore[return-value]
 
     def addresses(self) -> Iterator[str]:
@@ -741,7 +741,7 @@ class Snapshot:
                     else:
                         index[key] = value
             else:
-                users, index = snap._dir.users, snap._index  # type: ignore[assignment]
+                users, index = snap._dir.users, snap._index
             directory = attrs.evolve(directory, users=users)
         return cls(directory, taken_at, _index=index)
 
