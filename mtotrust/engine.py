@@ -87,13 +87,14 @@ class _State:
         self.inherited, self.changed = previous.answers, changed
         self.misses = dict(previous.misses)  # domain-level: a user delta changes no domain
 
-    def answer(self, local: str, domain: str, key: str | None = None) -> Resolution:
+    def answer(self, local: str, domain: str) -> Resolution:
         """Return the snapshot-only resolution of a normalised address, computing it once per state."""
-        if key is None:
-            key = f"{local}@{domain}"
+        key = f"{local}@{domain}"
         found = self.answers.get(key)
-        if found is not None:
-            return found
+        return found if found is not None else self.compute(local, domain, key)
+
+    def compute(self, local: str, domain: str, key: str) -> Resolution:
+        """Resolve ``key`` (= ``local@domain``, not among the answers yet) and keep it if it is an answer."""
         found = self.inherited.get(key)
         if found is not None and key not in self.changed and found.address not in self.changed:
             self.answers[key] = found
@@ -101,15 +102,15 @@ class _State:
         miss = self.misses.get(domain)
         if miss is not None and not self.snapshot.lookup(key) and _EXT not in local:
             found = Resolution(key, miss[0], miss[1], key, None, miss[2])
-        else:
-            found = resolve_address(self.snapshot, local, domain)  # may raise IdentityError (#EXT#)
-            if found.user is not None or "ambiguous_match" in found.reasons:  # an indexed address: finite
-                found = self.answers[key] = self._blocked(found)
-                return found
-            if found.address == key:  # not a decoded #EXT# name: the answer depends only on the domain
-                if len(self.misses) >= _MISS_DOMAINS:
-                    self.misses.clear()
-                self.misses[domain] = (found.trust, found.reasons, found.home_tenant_id)
+            return self._blocked(found) if self.policy.overrides.block else found
+        found = resolve_address(self.snapshot, local, domain)  # may raise IdentityError (#EXT#)
+        if found.user is not None or "ambiguous_match" in found.reasons:  # an indexed address: finite
+            found = self.answers[key] = self._blocked(found)
+            return found
+        if found.address == key:  # not a decoded #EXT# name: the answer depends only on the domain
+            if len(self.misses) >= _MISS_DOMAINS:
+                self.misses.clear()
+            self.misses[domain] = (found.trust, found.reasons, found.home_tenant_id)
         return self._blocked(found)
 
     def _blocked(self, found: Resolution) -> Resolution:
@@ -241,8 +242,6 @@ class TrustEngine:
 
     def _resolve_in(self, state: _State, identity: IdentityLike) -> Resolution:
         """Resolve against one state: precomputed answer, then cache, then the resolver."""
-        cache = state.cache
-        counted = False
         if identity.__class__ is str:
             text = identity.strip(" \t")
             if text.isascii():
@@ -250,24 +249,36 @@ class TrustEngine:
                 # valid normal forms: a hit proves validity too.
                 lowered = text.lower()
                 found = state.answers.get(lowered)
-                if found is None and cache is not None:
-                    found = cache.view.get(lowered)
-                    counted = True
-                    if found is None:
-                        self._misses += 1
-                    else:
-                        self._hits += 1
                 if found is None:
-                    parts = split_plain_ascii(lowered)
-                    if parts is not None:
-                        try:
-                            found = state.answer(parts[0], parts[1], lowered)
-                        except IdentityError:  # a malformed #EXT# name: the resolver below says invalid
-                            found = None
-                        else:
-                            state.put(lowered, found)
+                    found = self._ascii_miss(state, lowered)
                 if found is not None:
                     return found if state.stale_after is None else _stale(state, found)
+                return self._resolve_slow(state, identity, counted=state.cache is not None)
+        return self._resolve_slow(state, identity, counted=False)
+
+    def _ascii_miss(self, state: _State, lowered: str) -> Resolution | None:
+        """Answer a lower-cased ASCII identity that is not a precomputed answer; ``None``: use the resolver."""
+        cache = state.cache
+        if cache is not None:
+            found = cache.view.get(lowered)
+            if found is not None:
+                self._hits += 1
+                return found  # type: ignore[no-any-return]
+            self._misses += 1
+        parts = split_plain_ascii(lowered)
+        if parts is None:
+            return None
+        try:
+            found = state.compute(parts[0], parts[1], lowered)
+        except IdentityError:  # a malformed #EXT# name: the resolver says invalid_identity
+            return None
+        if cache is not None:
+            state.put(lowered, found)
+        return found
+
+    def _resolve_slow(self, state: _State, identity: IdentityLike, *, counted: bool) -> Resolution:
+        """Resolve any identity (non-ASCII, with a tenant id, invalid) through the full resolver."""
+        cache = state.cache
         cacheable = _cacheable(identity)
         if cacheable and cache is not None:
             found = cache.view.get(identity)
@@ -283,15 +294,7 @@ class TrustEngine:
 
     def resolve(self, identity: IdentityLike) -> Resolution:
         """Resolve an address (or :class:`Identity` with a home ``tenant_id``) against the snapshot."""
-        state = self._state
-        # The hot path of _resolve_in, inlined: a repeated ASCII address is one dict lookup.
-        if identity.__class__ is str and state.stale_after is None:
-            text = identity.strip(" \t")
-            if text.isascii():
-                found = state.answers.get(text.lower())
-                if found is not None:
-                    return found
-        return self._resolve_in(state, identity)
+        return self._resolve_in(self._state, identity)
 
     def resolve_many(self, identities: Iterable[IdentityLike]) -> list[Resolution]:
         """Resolve many identities against one snapshot and policy, each distinct identity once.
