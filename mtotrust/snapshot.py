@@ -494,7 +494,7 @@ class Snapshot:
         other address looks up the very same objects in both. Nothing but users changes in a delta, so
         tenants, domains and partners are equal too.
 
-        .. versionadded:: 0.2.0
+        .. versionadded:: 0.1.0
         """
         if since is self:
             return frozenset()
@@ -529,7 +529,7 @@ class Snapshot:
         Raises:
             SnapshotError: naming the file, the JSON path and the offending value.
 
-        .. versionchanged:: 0.2.0 ``progress``.
+        .. versionadded:: 0.1.0 ``progress``.
         """
         p = Path(path)
         if p.is_dir():
