@@ -529,7 +529,7 @@ class Snapshot:
         Raises:
             SnapshotError: naming the file, the JSON path and the offending value.
 
-        .. versionadded:: 0.1.0 ``progress``.
+        .. versionadded:: 0.1.0
         """
         p = Path(path)
         if p.is_dir():
