@@ -122,11 +122,17 @@ class _State:
         return Resolution(found.identity, _UNTRUSTED, (*found.reasons, "blocked"), found.address, found.user,
                           found.home_tenant_id)
 
-    def put(self, key: Hashable, value: Any) -> None:
-        """Store ``value`` in the bounded cache (if any)."""
-        if self.cache is not None:
+    def put(self, key: Hashable | None, value: Any) -> None:
+        """Store ``value`` in the bounded cache (if any; a ``None`` key is not stored)."""
+        if self.cache is not None and key is not None:
             with self.lock:
                 self.cache[key] = value
+
+    def cached(self, key: Hashable | None) -> Any:
+        """Return the cached value for ``key`` or ``None`` (lock-free; staleness is not applied here)."""
+        if self.cache is None or key is None or self.stale_after is not None:
+            return None
+        return self.cache.view.get(key)
 
 
 class _Cache(cachetools.FIFOCache[Hashable, Any]):
@@ -366,9 +372,13 @@ class TrustEngine:
             PolicyError: for a label the policy does not define.
         """
         state = self._state
-        decision = apps.label_rights(self._resolve_in(state, identity), label, state.policy)
+        key = ("labels", identity, label) if _cacheable(identity) and isinstance(label, str) else None
+        decision = state.cached(key)
+        if decision is None:
+            decision = apps.label_rights(self._resolve_in(state, identity), label, state.policy)
+            state.put(key, decision)
         self._record(state, decision)
-        return decision
+        return decision  # type: ignore[no-any-return]
 
     def teams(self, identity: IdentityLike, action: str) -> TeamsDecision:
         """Decide whether a Teams collaboration ``action`` is allowed with ``identity``.
@@ -377,9 +387,13 @@ class TrustEngine:
             PolicyError: for an unknown action.
         """
         state = self._state
-        decision = apps.teams(self._resolve_in(state, identity), action, state.policy)
+        key = ("teams", identity, action) if _cacheable(identity) and isinstance(action, str) else None
+        decision = state.cached(key)
+        if decision is None:
+            decision = apps.teams(self._resolve_in(state, identity), action, state.policy)
+            state.put(key, decision)
         self._record(state, decision)
-        return decision
+        return decision  # type: ignore[no-any-return]
 
     @staticmethod
     def explain(decision: Decision) -> str:

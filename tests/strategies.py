@@ -8,6 +8,7 @@ fixture lives in ``tests/data/mini``; ``MINI`` points at it.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +127,10 @@ def _apply(user: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 def build(users: list[dict[str, Any]] = (), *, states: dict[str, str | None] | None = None,  # type: ignore[assignment]
           partner_rows: dict[str, bool | None] | None = None, domain_map: dict[str, str] | None = None,
           delta: list[list[dict[str, Any]]] = (),  # type: ignore[assignment]
-          local_domains: tuple[str, ...] = LOCAL_DOMAINS) -> Snapshot:
+          local_domains: tuple[str, ...] = LOCAL_DOMAINS, taken_at: dt.datetime | None = None) -> Snapshot:
     """Build a snapshot of the standard tenants with ``users`` (one page) and optional partner rows."""
     return Snapshot.from_documents(
+        taken_at=taken_at,
         organization=organization(domains=local_domains), mto=mto(states), domains=domains(domain_map),
         users=[{"value": copy.deepcopy(list(users))}],
         partners=None if partner_rows is None else partners(partner_rows),

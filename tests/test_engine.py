@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 
@@ -219,3 +220,29 @@ class TestDeltaInheritance:
         engine.update(SNAP.with_delta([{"value": []}]),
                       policy=Policy.from_data({"overrides": {"block": ["fabrikam.com"]}}))
         assert Trust.UNTRUSTED == engine.resolve("cameron@fabrikam.com").trust
+
+
+class TestDecisionCache:
+    def test_cached_decisions_equal_fresh_ones(self):
+        """Teams and label decisions served from the cache equal those of an engine without one."""
+        cached, fresh = TrustEngine(SNAP, LABELS), TrustEngine(SNAP, LABELS, cache_size=0)
+        for _ in range(2):
+            for who in ("cameron@fabrikam.com", "megan@contoso.com", "nobody@x.org", "bad"):
+                assert fresh.teams(who, "presence") == cached.teams(who, "presence")
+                assert fresh.label_rights(who, "L") == cached.label_rights(who, "L")
+
+    def test_new_policy_is_never_answered_from_the_old_cache(self):
+        """After update(policy=...) a cached Teams or label decision of the old policy is not served."""
+        engine = TrustEngine(SNAP, LABELS)
+        assert engine.teams("cameron@fabrikam.com", "presence").allowed
+        assert engine.label_rights("cameron@fabrikam.com", "L").rights
+        engine.update(policy=Policy.from_data({"teams": {"presence": "internal"}, "labels": {"L": {}}}))
+        assert not engine.teams("cameron@fabrikam.com", "presence").allowed
+        assert not engine.label_rights("cameron@fabrikam.com", "L").rights
+
+    def test_stale_snapshot_is_never_answered_from_the_cache(self):
+        """With snapshot.max_age set, decisions are not cached: staleness depends on the clock."""
+        old = build([synced("u2", "cameron@fabrikam.com")], taken_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        engine = TrustEngine(old, Policy.from_data({"snapshot": {"max_age": "1h"}}))
+        assert not engine.teams("cameron@fabrikam.com", "presence").allowed
+        assert "snapshot_stale" in engine.teams("cameron@fabrikam.com", "presence").reasons
