@@ -23,8 +23,8 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Hashable, Iterable
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any, TypeVar
 
 import cachetools
 
@@ -48,6 +48,7 @@ _UNTRUSTED, _EXTERNAL = Trust.UNTRUSTED, Trust.EXTERNAL
 _EXT = "#ext#"
 _MISS_DOMAINS = 65_536  # domains whose miss answer is kept per state
 IdentityLike = Identity | str
+_D = TypeVar("_D", LabelDecision, TeamsDecision)
 
 
 class _State:
@@ -329,6 +330,18 @@ class TrustEngine:
         if self._log is not None:
             self._log.record(decision, generation=state.generation, policy_fingerprint=state.fingerprint)
 
+    def _decided(self, state: _State, key: tuple[str, object, object], identity: object, name: object,
+                 decide: Callable[[], _D]) -> _D:
+        """Return a cached Teams or label decision, or make, cache and return it; record it either way."""
+        cacheable = _cacheable(identity) and isinstance(name, str)
+        decision: _D | None = state.cached(key) if cacheable else None
+        if decision is None:
+            decision = decide()
+            if cacheable:
+                state.put(key, decision)
+        self._record(state, decision)
+        return decision
+
     def mail(self, sender: IdentityLike, auth: apps.AuthInput = None) -> MailDecision:
         """Decide external tagging for a message whose RFC 5322 From address is ``sender``.
 
@@ -372,13 +385,8 @@ class TrustEngine:
             PolicyError: for a label the policy does not define.
         """
         state = self._state
-        key = ("labels", identity, label) if _cacheable(identity) and isinstance(label, str) else None
-        decision = state.cached(key)
-        if decision is None:
-            decision = apps.label_rights(self._resolve_in(state, identity), label, state.policy)
-            state.put(key, decision)
-        self._record(state, decision)
-        return decision  # type: ignore[no-any-return]
+        return self._decided(state, ("labels", identity, label), identity, label,
+                             lambda: apps.label_rights(self._resolve_in(state, identity), label, state.policy))
 
     def teams(self, identity: IdentityLike, action: str) -> TeamsDecision:
         """Decide whether a Teams collaboration ``action`` is allowed with ``identity``.
@@ -387,13 +395,8 @@ class TrustEngine:
             PolicyError: for an unknown action.
         """
         state = self._state
-        key = ("teams", identity, action) if _cacheable(identity) and isinstance(action, str) else None
-        decision = state.cached(key)
-        if decision is None:
-            decision = apps.teams(self._resolve_in(state, identity), action, state.policy)
-            state.put(key, decision)
-        self._record(state, decision)
-        return decision  # type: ignore[no-any-return]
+        return self._decided(state, ("teams", identity, action), identity, action,
+                             lambda: apps.teams(self._resolve_in(state, identity), action, state.policy))
 
     @staticmethod
     def explain(decision: Decision) -> str:
