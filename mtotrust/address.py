@@ -16,6 +16,8 @@ from mtotrust._confusables import skeleton
 from mtotrust.errors import IdentityError
 
 __all__ = [
+    "ASCII_ATEXT",
+    "ASCII_DOT_ATOM",
     "MAX_ADDRESS_LENGTH",
     "domain_skeleton",
     "normalize_address",
@@ -31,7 +33,11 @@ MAX_ADDRESS_LENGTH = 320
 _EXT = "#ext#"
 _DOMAIN_CACHE_SIZE = 1 << 16
 # RFC 5322 atext, ASCII part; non-ASCII is allowed by RFC 6531 and checked by category below.
-_ASCII_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+ASCII_ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+"""Regex class of the ASCII characters RFC 5322 allows in an unquoted local part (atext)."""
+ASCII_DOT_ATOM = rf"{ASCII_ATEXT}+(?:\.{ASCII_ATEXT}+)*"
+"""Regex of an ASCII dot-atom local part: atext runs joined by single dots."""
+_ASCII_DOT_ATOM = re.compile(ASCII_DOT_ATOM)
 # The common case, checked in one C-level pass: an ASCII dot-atom local part at an LDH domain. For such an
 # address UTS-46 processing is lower-casing; anything else (IDN, "--" as in xn-- labels) takes the full path.
 # (Matched against the lower-cased text; no groups: capturing costs more than partition.)

@@ -38,7 +38,15 @@ from typing import Any
 import attrs
 
 from mtotrust import graph
-from mtotrust.address import domain_skeleton, normalize_address, normalize_domain, split_ext_upn
+from mtotrust.address import (
+    ASCII_DOT_ATOM,
+    MAX_ADDRESS_LENGTH,
+    domain_skeleton,
+    normalize_address,
+    normalize_domain,
+    proxy_smtp_address,
+    split_ext_upn,
+)
 from mtotrust.errors import IdentityError, SnapshotError
 from mtotrust.model import DirectoryUser, Tenant
 
@@ -65,11 +73,8 @@ Index = dict[str, "DirectoryUser | tuple[DirectoryUser, ...]"]
 
 # An ASCII RFC 5322 dot-atom local part (the rule of mtotrust.address), "@", an ASCII letter-digit-dot-hyphen
 # domain: nothing to trim, no control character, exactly one "@" (group 1: the domain).
-_ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
-_ASCII_LOCAL = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*").fullmatch
-_FAST_ADDRESS = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9.-]+)").fullmatch
-_MAX_ADDRESS_LENGTH = 320
+_ASCII_LOCAL = re.compile(ASCII_DOT_ATOM).fullmatch
+_FAST_ADDRESS = re.compile(rf"{ASCII_DOT_ATOM}@([A-Za-z0-9.-]+)").fullmatch
 _intern = sys.intern
 
 
@@ -128,7 +133,7 @@ class _Normalizer:
     def address(self, value: str) -> str | None:
         """Return the normal form ``local@a-label`` of ``value``, or ``None`` when it is not a valid address."""
         match = _FAST_ADDRESS(value)
-        if match is not None and len(value) <= _MAX_ADDRESS_LENGTH and match.group(1) in self.lower_domains:
+        if match is not None and len(value) <= MAX_ADDRESS_LENGTH and match.group(1) in self.lower_domains:
             # an ASCII dot-atom local part at a domain whose A-label is its lower case: the normal form is the
             # lower case of the whole value (no blanks to trim: the pattern has none)
             key = value.lower()
@@ -190,12 +195,11 @@ class _Normalizer:
                 if key is not None and key not in found:
                     found.append(key)
         for proxy in user.proxy_addresses:
-            if proxy.startswith(("SMTP:", "smtp:")) and len(proxy) > 5:
-                value = proxy[5:]
-                if value != mail:
-                    key = norm(value)
-                    if key is not None and key not in found:
-                        found.append(key)
+            address = proxy_smtp_address(proxy)
+            if address and address != mail:
+                key = norm(address)
+                if key is not None and key not in found:
+                    found.append(key)
         return found
 
 
