@@ -287,8 +287,11 @@ class TrustEngine:
         """Resolve any identity (non-ASCII, with a tenant id, invalid) through the full resolver."""
         cache = state.cache
         cacheable = _cacheable(identity)
+        # Text taken here is keyed apart from the lower-cased keys of _ascii_miss: an invalid identity keeps the
+        # text as given, so "X" and "x" must not share an entry.
+        key = ("text", identity) if identity.__class__ is str else identity
         if cacheable and cache is not None:
-            found = cache.view.get(identity)
+            found = cache.view.get(key)
             if found is not None:
                 self._hits += 1
                 return found if state.stale_after is None else _stale(state, found)
@@ -296,7 +299,7 @@ class TrustEngine:
                 self._misses += 1
         found = resolve(state.snapshot, identity, answer=state.answer)
         if cacheable:
-            state.put(identity, found)
+            state.put(key, found)
         return found if state.stale_after is None else _stale(state, found)
 
     def resolve(self, identity: IdentityLike) -> Resolution:

@@ -16,7 +16,7 @@ from mtotrust.address import normalize_address
 from mtotrust.policy import TEAMS_ACTIONS
 from mtotrust.resolve import resolve
 
-SMALL = settings(max_examples=40)
+SMALL = settings(max_examples=int(__import__("os").environ.get("MTOTRUST_PROPERTY_EXAMPLES", "40")))
 
 _atext = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-"
                                  "éÉßİıΣσςÅǅ"), min_size=1, max_size=12)
@@ -164,3 +164,55 @@ class TestCacheProperties:
                 for action in TEAMS_ACTIONS:
                     assert uncached.teams(address, action) == cached.teams(address, action)
                 assert uncached.mail(address) == cached.mail(address)
+
+
+def _noisy(address: str, draw_case: int, blanks_before: str, blanks_after: str) -> str:
+    """The same identity as an app may send it: other case, blanks around."""
+    cased = address.upper() if draw_case == 1 else address.title() if draw_case == 2 else address
+    return f"{blanks_before}{cased}{blanks_after}"
+
+
+class TestEngineAgainstTheResolver:
+    @given(snapshots(), st.lists(st.tuples(st.integers(0, 2), blanks, blanks), min_size=1, max_size=3),
+           st.lists(all_addresses, max_size=4), st.sampled_from([None, "22222222-2222-4222-8222-222222222222",
+                                                                "44444444-4444-4444-8444-444444444444"]))
+    @SMALL
+    def test_fast_paths_answer_like_the_resolver(self, snap, noise, extra, tenant_id):
+        """Precomputed answers, per-domain miss answers and the cache all agree with resolve() itself."""
+        from mtotrust import Identity
+
+        engines = (TrustEngine(snap), TrustEngine(snap, cache_size=0))
+        for address in probe_addresses(snap) + extra:
+            for case, before, after in noise:
+                text = _noisy(address, case, before, after)
+                for identity in (text, Identity(text, tenant_id)):
+                    expected = resolve(snap, identity)
+                    for engine in engines:
+                        for _ in range(2):  # the second time from the answers, templates or cache
+                            assert expected == engine.resolve(identity)
+
+    @given(snapshot_documents(), st.data())
+    @SMALL
+    def test_answers_kept_across_a_delta_equal_a_fresh_engine(self, docs, data):
+        """After update(snapshot.with_delta(...)), every answer equals a fresh engine's on the new snapshot."""
+        snap = Snapshot.from_documents(**docs)
+        engine = TrustEngine(snap, cache_size=0)
+        probes = probe_addresses(snap)
+        for address in probes:
+            engine.resolve(address)
+        users = docs["users"][0]["value"]
+        changes = []
+        for user in data.draw(st.lists(st.sampled_from(users), max_size=3, unique_by=lambda u: u["id"])
+                              if users else st.just([])):
+            change = data.draw(st.sampled_from([
+                {"id": user["id"], "@removed": {"reason": "deleted"}},
+                {"id": user["id"], "accountEnabled": False},
+                {"id": user["id"], "userType": "Guest"},
+                {"id": user["id"], "mail": "moved@fabrikam.com", "otherMails": ["cameron@fabrikam.com"]},
+            ]))
+            changes.append(change)
+        new = snap.with_delta([{"value": changes}])
+        engine.update(new)
+        fresh = TrustEngine(new, cache_size=0)
+        for address in [*probes, *probe_addresses(new)]:
+            assert fresh.resolve(address) == engine.resolve(address)
