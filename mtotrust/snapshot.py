@@ -164,9 +164,9 @@ class _Normalizer:
     def keys(self, user: DirectoryUser) -> list[str]:
         """Every normalised address ``user`` answers to, without repeats (design section 3, step 3).
 
-        ``mail``, the user principal name and, when it is an ``#EXT#`` name at a local verified domain, its
-        decoded ``alias@homedomain``, ``otherMails``, ``SMTP:``/``smtp:`` proxy addresses. Values that are not
-        valid addresses are skipped: they can never equal a valid identity.
+        ``mail``, the user principal name (an ``#EXT#`` name at a local verified domain by its decoded
+        ``alias@homedomain`` only: the resolver never looks one up undecoded), ``otherMails``, ``SMTP:``/``smtp:``
+        proxy addresses. Values that are not valid addresses are skipped: they can never equal a valid identity.
         """
         found: list[str] = []
         norm = self.address
@@ -177,18 +177,14 @@ class _Normalizer:
                 found.append(key)
         upn = user.user_principal_name
         if upn:
-            if upn == mail:
-                key = found[0] if found else None
-            else:
-                key = norm(upn)
-                if key is not None and key not in found:
-                    found.append(key)
-            if key is not None and "#ext#" in key:
-                local, _, domain = key.rpartition("@")
-                if domain in self.local_domains:
-                    key = self.ext_home(local, upn)
-                    if key is not None and key not in found:
-                        found.append(key)
+            key = (found[0] if found else None) if upn == mail else norm(upn)
+            local, _, domain = key.rpartition("@") if key is not None else ("", "", "")
+            if "#ext#" in local and domain in self.local_domains:
+                # An #EXT# name at a local domain is only ever looked up decoded (design section 3, step 1), so
+                # it is indexed by the address it decodes to, not by itself.
+                key = self.ext_home(local, upn)
+            if key is not None and key not in found:
+                found.append(key)
         for value in user.other_mails:
             if value and value != mail:
                 key = norm(value)

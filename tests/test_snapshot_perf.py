@@ -39,12 +39,15 @@ def reference_addresses(user: DirectoryUser, local_domains: frozenset[str]) -> s
             local, domain = normalize_address(value)
         except IdentityError:
             continue
-        found.add(f"{local}@{domain}")
-        if value == user.user_principal_name and domain in local_domains:
+        if value is user.user_principal_name and domain in local_domains and "#ext#" in local:
+            # an #EXT# name at a local domain is looked up decoded only, so it is indexed decoded only
             with contextlib.suppress(IdentityError):
                 decoded = split_ext_upn(local, value)
                 if decoded:
                     found.add(f"{decoded[0]}@{decoded[1]}")
+            if value != user.mail:
+                continue
+        found.add(f"{local}@{domain}")
     return found
 
 
