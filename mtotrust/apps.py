@@ -34,7 +34,7 @@ def mail_auth_from(auth: AuthInput, policy: Policy) -> tuple[MailAuth | None, tu
     if not isinstance(auth, str) and not (isinstance(auth, Sequence) and all(isinstance(v, str) for v in auth)):
         return None, ("auth_invalid",)
     raw, parsed = mailauth.select_counting_header(
-        auth, trusted_authserv_ids=frozenset(i.lower() for i in policy.mail.trusted_authserv_ids),
+        auth, trusted_authserv_ids=policy.trusted_authserv_ids,
         accept_exchange_online=policy.mail.accept_exchange_online_results)
     if raw is None:
         return None, ("auth_header_untrusted",)

@@ -129,15 +129,17 @@ class Policy(BaseModel):
     snapshot: SnapshotPolicy = SnapshotPolicy()
 
     _blocks: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
+    _authserv_ids: frozenset[str] = PrivateAttr(default=frozenset())
     _fingerprint: str = PrivateAttr(default="")
 
     def model_post_init(self, context: Any, /) -> None:  # noqa: ARG002 - pydantic's hook signature
-        """Derive, once, what every decision reads: the block sets and the fingerprint."""
+        """Derive, once, what every decision reads: the block sets, the authserv-ids and the fingerprint."""
         keys = [_block_key(e) for e in self.overrides.block]
         self._blocks = {kind: frozenset(v for k, v in keys if k == kind) for kind in ("address", "domain", "wildcard")}
+        self._authserv_ids = frozenset(i.lower() for i in self.mail.trusted_authserv_ids)
         data = self.model_dump(mode="json")
         # Order does not change what a list of ids, block entries or rights means: leave it out of the hash.
-        data["mail"]["trusted_authserv_ids"] = sorted({i.lower() for i in data["mail"]["trusted_authserv_ids"]})
+        data["mail"]["trusted_authserv_ids"] = sorted(self._authserv_ids)
         data["overrides"]["block"] = sorted(data["overrides"]["block"])
         for levels in data["labels"].values():
             for level, grant in levels.items():
@@ -196,6 +198,11 @@ class Policy(BaseModel):
         return cls.from_data(data, source=str(p))
 
     # -- reading -------------------------------------------------------------------------------------------
+
+    @property
+    def trusted_authserv_ids(self) -> frozenset[str]:
+        """``mail.trusted_authserv_ids``, lower-cased, as the mail path compares them."""
+        return self._authserv_ids
 
     @property
     def fingerprint(self) -> str:

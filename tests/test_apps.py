@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from strategies import build, native, synced
 
-from mtotrust import Identity, MailAuth, Policy, PolicyError, Trust, TrustEngine
+from mtotrust import Identity, MailAuth, Policy, PolicyError, Snapshot, Trust, TrustEngine
 
 U, E, G, M, I = Trust.UNTRUSTED, Trust.EXTERNAL, Trust.GUEST, Trust.MTO_MEMBER, Trust.INTERNAL
 MX = "mx.contoso.com"
@@ -289,3 +289,10 @@ class TestOverrides:
         """Blocking an unrelated domain leaves everyone else as they were."""
         e = engine(overrides={"block": ["example.org"]})
         assert (M, I) == (e.resolve("cameron@fabrikam.com").trust, e.resolve("megan@contoso.com").trust)
+
+
+def test_upper_case_authserv_id_in_policy_counts():
+    """A header from an authserv-id the policy spells in upper case authenticates the sender."""
+    engine = TrustEngine(Snapshot.sample(), Policy.from_data({"mail": {"trusted_authserv_ids": ["MX.CONTOSO.COM"]}}))
+    decision = engine.mail("cameron@fabrikam.com", "mx.contoso.com; dmarc=pass header.from=fabrikam.com")
+    assert (True, False) == (decision.authenticated, decision.tag_external)

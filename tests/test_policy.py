@@ -232,3 +232,10 @@ class TestBlocked:
         """Address entries match the address, domain entries exactly that domain, *.domain it and subdomains."""
         domain = address.rpartition("@")[2]
         assert expected == policy.blocked(address, domain)
+
+
+class TestTrustedAuthservIds:
+    def test_compared_lower_case(self):
+        """Authserv-ids in the policy are matched case-insensitively, as RFC 8601 ids are domain names."""
+        policy = Policy.from_data({"mail": {"trusted_authserv_ids": ["MX.Contoso.com", "mx.contoso.com"]}})
+        assert frozenset({"mx.contoso.com"}) == policy.trusted_authserv_ids
