@@ -246,3 +246,24 @@ class TestDecisionCache:
         engine = TrustEngine(old, Policy.from_data({"snapshot": {"max_age": "1h"}}))
         assert not engine.teams("cameron@fabrikam.com", "presence").allowed
         assert "snapshot_stale" in engine.teams("cameron@fabrikam.com", "presence").reasons
+
+
+class TestResolveMany:
+    def test_same_answers_in_order(self):
+        """resolve_many answers like resolve, one result per identity, in the order given."""
+        engine = TrustEngine(SNAP, cache_size=0)
+        asked = ["cameron@fabrikam.com", " MEGAN@contoso.com", Identity("cameron@fabrikam.com", "x"),
+                 "nobody@fabrikam.com", "cameron@fabrikam.com"]
+        assert [engine.resolve(i) for i in asked] == engine.resolve_many(asked)
+
+    def test_bad_input_is_untrusted_not_an_error(self):
+        """Wrong types, huge strings and hostile text resolve untrusted inside a batch; nothing raises."""
+        engine = TrustEngine(SNAP)
+        bad = [None, 42, ["a@b.com"], "x" * 100_000 + "@contoso.com", "a\u202e@contoso.com", "\ud800@contoso.com"]
+        assert [Trust.UNTRUSTED] * len(bad) == [r.trust for r in engine.resolve_many(bad)]
+
+    def test_each_distinct_identity_resolved_once(self):
+        """A batch with repeats resolves each distinct identity once (the same record comes back)."""
+        engine = TrustEngine(SNAP, cache_size=0)
+        first, again = engine.resolve_many(["nobody@fabrikam.com", "nobody@fabrikam.com"])
+        assert first is again
