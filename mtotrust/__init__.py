@@ -12,6 +12,7 @@ Load a :class:`Snapshot` of the local directory, build a :class:`TrustEngine` wi
 
 from __future__ import annotations
 
+from mtotrust._version import __version__
 from mtotrust.decisionlog import DecisionLog
 from mtotrust.engine import TrustEngine
 from mtotrust.errors import IdentityError, MtoTrustError, PolicyError, SnapshotError
@@ -31,8 +32,6 @@ from mtotrust.model import (
 from mtotrust.policy import Policy
 from mtotrust.resolve import parse_identity
 from mtotrust.snapshot import Snapshot
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DecisionLog",

@@ -13,7 +13,7 @@ import unicodedata
 import idna
 
 from mtotrust._confusables import skeleton
-from mtotrust.errors import IdentityError
+from mtotrust.errors import IdentityError, shown
 
 __all__ = [
     "ASCII_ATEXT",
@@ -53,8 +53,7 @@ _AT_LOOKALIKES = ("\uff20", "\ufe6b")  # FULLWIDTH and SMALL COMMERCIAL AT
 
 
 def _fail(text: str, rule: str) -> IdentityError:
-    shown = text if len(text) <= 80 else text[:77] + "..."
-    return IdentityError(f"invalid address {shown!r}: {rule}", value=text)
+    return IdentityError(f"invalid address {shown(text)}: {rule}", value=text)
 
 
 def _bad_character(text: str) -> str | None:

@@ -17,12 +17,11 @@ import uuid
 from pathlib import Path
 from typing import IO, Any
 
-from mtotrust.model import DlpDecision, LabelDecision, MailDecision, Resolution, TeamsDecision
+from mtotrust.model import AppDecision, DlpDecision, LabelDecision, MailDecision, Resolution
 
 __all__ = ["DecisionLog", "outcome"]
 
 _log = logging.getLogger("mtotrust")
-AppDecision = MailDecision | DlpDecision | LabelDecision | TeamsDecision
 
 
 def outcome(decision: AppDecision) -> tuple[str, str]:

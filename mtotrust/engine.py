@@ -30,10 +30,21 @@ import cachetools
 
 from mtotrust import apps
 from mtotrust.address import MAX_ADDRESS_LENGTH, split_plain_ascii
-from mtotrust.decisionlog import AppDecision, DecisionLog, outcome
+from mtotrust.decisionlog import DecisionLog, outcome
 from mtotrust.errors import IdentityError
-from mtotrust.explain import Decision, explain
-from mtotrust.model import DlpDecision, Identity, LabelDecision, MailDecision, Resolution, TeamsDecision, Trust
+from mtotrust.explain import explain
+from mtotrust.model import (
+    AppDecision,
+    Decision,
+    DlpDecision,
+    Identity,
+    IdentityLike,
+    LabelDecision,
+    MailDecision,
+    Resolution,
+    TeamsDecision,
+    Trust,
+)
 from mtotrust.policy import Policy
 from mtotrust.resolve import resolve, resolve_address
 from mtotrust.snapshot import Snapshot
@@ -47,7 +58,6 @@ _log = logging.getLogger("mtotrust")
 _UNTRUSTED, _EXTERNAL = Trust.UNTRUSTED, Trust.EXTERNAL
 _EXT = "#ext#"
 _MISS_DOMAINS = 65_536  # domains whose miss answer is kept per state
-IdentityLike = Identity | str
 _D = TypeVar("_D", LabelDecision, TeamsDecision)
 
 

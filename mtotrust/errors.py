@@ -6,7 +6,15 @@ mtotrust can still catch it, and every one carries the offending value as an att
 
 from __future__ import annotations
 
-__all__ = ["AuthResultsError", "IdentityError", "MtoTrustError", "PolicyError", "SnapshotError"]
+__all__ = ["AuthResultsError", "IdentityError", "MtoTrustError", "PolicyError", "SnapshotError", "shown"]
+
+_ECHO = 80  # longest echo of an offending value in a message
+
+
+def shown(value: object) -> str:
+    """Return ``repr(value)`` cut to 80 characters (``...`` marks the cut): how every message echoes a value."""
+    text = repr(value)
+    return text if len(text) <= _ECHO else text[:_ECHO - 3] + "..."
 
 
 class MtoTrustError(Exception):

@@ -6,7 +6,7 @@ keeps the two in step.
 
 from __future__ import annotations
 
-from mtotrust.model import DlpDecision, LabelDecision, MailDecision, Resolution, TeamsDecision, Trust
+from mtotrust.model import Decision, DlpDecision, LabelDecision, MailDecision, Resolution, Trust
 
 __all__ = ["CAPS", "REASONS", "explain", "failed_checks"]
 
@@ -108,7 +108,6 @@ CAPS: dict[str, Trust] = {
 (``no_object`` caps at ``external`` only for a non-local domain.)
 """
 
-Decision = Resolution | MailDecision | DlpDecision | LabelDecision | TeamsDecision
 
 
 def failed_checks(reasons: tuple[str, ...]) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict  # pydantic needs this TypedDict before Python 3.12
 
-from mtotrust.errors import SnapshotError
+from mtotrust.errors import SnapshotError, shown
 from mtotrust.model import DirectoryUser, Tenant
 
 __all__ = [
@@ -248,10 +248,7 @@ def parse_document(model: type[_M], data: Any, file: str) -> _M:
     except pydantic.ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         value = error.get("input")
-        shown = repr(value)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        message = f"{error['msg'].lower()} (got {shown}); fix the value or re-export it from Graph"
+        message = f"{error['msg'].lower()} (got {shown(value)}); fix the value or re-export it from Graph"
         raise SnapshotError(message, file=file, path=_json_path(tuple(error["loc"])), value=value) from None
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from mtotrust.errors import AuthResultsError
+from mtotrust.errors import AuthResultsError, shown
 from mtotrust.model import MailAuth
 
 __all__ = [
@@ -81,10 +81,6 @@ class AuthResults:
         return tuple(r for r in self.results if r.method == key)
 
 
-def _shown(value: str) -> str:
-    return repr(value[:80]) + ("..." if len(value) > 80 else "")
-
-
 def _require_str(value: object) -> None:
     if not isinstance(value, str):
         msg = f"an Authentication-Results value must be str, not {type(value).__name__}"
@@ -107,7 +103,7 @@ class _Parser:
 
     def fail(self, what: str, pos: int | None = None) -> AuthResultsError:
         where = self.pos if pos is None else pos
-        msg = f"{what} at position {where} in Authentication-Results {_shown(self.value)}"
+        msg = f"{what} at position {where} in Authentication-Results {shown(self.value)}"
         return AuthResultsError(msg, value=self.value)
 
     def validate(self) -> None:
@@ -193,7 +189,7 @@ class _Parser:
             self.skip_cfws()
             if version := _DIGITS.match(self.text, self.pos):
                 if version.group().lstrip("0") != "1":  # no int(): 5000 digits would raise ValueError
-                    raise self.fail(f"unsupported version {_shown(version.group())} (only 1 is defined)")
+                    raise self.fail(f"unsupported version {shown(version.group())} (only 1 is defined)")
                 self.pos = version.end()
                 self.skip_cfws()
             if self.pos >= len(self.text):
@@ -289,7 +285,7 @@ def parse_authentication_results(value: str) -> AuthResults:
     _require_str(value)
     if len(value) > MAX_LENGTH:
         msg = (
-            f"Authentication-Results {_shown(value)} is {len(value)} characters long, more than {MAX_LENGTH}"
+            f"Authentication-Results {shown(value)} is {len(value)} characters long, more than {MAX_LENGTH}"
         )
         raise AuthResultsError(msg, value=value)
     return _Parser(value).parse()

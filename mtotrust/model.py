@@ -12,9 +12,12 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "AppDecision",
+    "Decision",
     "DirectoryUser",
     "DlpDecision",
     "Identity",
+    "IdentityLike",
     "LabelDecision",
     "MailAuth",
     "MailDecision",
@@ -284,3 +287,13 @@ class TeamsDecision:
             "reasons": list(self.reasons),
             "identity": _identity_dict(self.resolution),
         }
+
+
+IdentityLike = Identity | str
+"""What every engine method accepts as an identity: an address, or an :class:`Identity` with a tenant id."""
+
+AppDecision = MailDecision | DlpDecision | LabelDecision | TeamsDecision
+"""The decision of one app."""
+
+Decision = Resolution | AppDecision
+"""Anything :func:`~mtotrust.explain` explains."""

@@ -16,7 +16,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from mtotrust.address import normalize_address, normalize_domain
-from mtotrust.errors import IdentityError, PolicyError
+from mtotrust.errors import IdentityError, PolicyError, shown
 from mtotrust.model import Trust
 
 __all__ = ["PERMISSION_LEVELS", "TEAMS_ACTIONS", "USAGE_RIGHTS", "Policy"]
@@ -258,8 +258,7 @@ def _block_key(entry: str) -> tuple[str, str]:
             return "wildcard", normalize_domain(entry[2:])
         return "domain", normalize_domain(entry)
     except IdentityError as exc:
-        shown = entry if len(entry) <= 80 else entry[:77] + "..."
-        raise ValueError(f"block entry {shown!r} is not an address, a domain or '*.domain': {exc}") from None
+        raise ValueError(f"block entry {shown(entry)} is not an address, a domain or '*.domain': {exc}") from None
 
 
 def _policy_error(exc: pydantic.ValidationError, source: str) -> PolicyError:
@@ -280,7 +279,4 @@ def _policy_error(exc: pydantic.ValidationError, source: str) -> PolicyError:
         allowed = "; allowed: a duration such as '90m', '24h' or '7d' (a whole number and s, m, h or d)"
     elif error["type"] == "extra_forbidden":
         allowed = "; remove it or check its spelling against docs/policy.md"
-    shown = repr(value)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
-    return PolicyError(f"{error['msg']} (got {shown}){allowed} [in {source}]", key=key, value=value)
+    return PolicyError(f"{error['msg']} (got {shown(value)}){allowed} [in {source}]", key=key, value=value)

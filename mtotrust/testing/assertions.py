@@ -11,13 +11,22 @@ from collections.abc import Iterable
 
 from mtotrust.apps import AuthInput
 from mtotrust.engine import TrustEngine
-from mtotrust.explain import Decision, explain
-from mtotrust.model import DlpDecision, Identity, LabelDecision, MailDecision, Resolution, TeamsDecision, Trust
+from mtotrust.explain import explain
+from mtotrust.model import (
+    Decision,
+    DlpDecision,
+    Identity,
+    IdentityLike,
+    LabelDecision,
+    MailDecision,
+    Resolution,
+    TeamsDecision,
+    Trust,
+)
 from mtotrust.policy import PERMISSION_LEVELS
 
 __all__ = ["assert_allowed", "assert_inside", "assert_rights", "assert_tagged", "assert_trust"]
 
-IdentityLike = Identity | str
 
 
 def _query(identity: IdentityLike, tenant_id: str | None) -> IdentityLike:
