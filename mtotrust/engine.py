@@ -113,25 +113,16 @@ class _State:
         miss = self.misses.get(domain)
         if miss is not None and not self.snapshot.lookup(key) and _EXT not in local:
             found = Resolution(key, miss[0], miss[1], key, None, miss[2])
-            return self._blocked(found) if self.policy.overrides.block else found
+            return self.policy.apply(found) if self.policy.overrides.block else found
         found = resolve_address(self.snapshot, local, domain)  # may raise IdentityError (#EXT#)
         if found.user is not None or "ambiguous_match" in found.reasons:  # an indexed address: finite
-            found = self.answers[key] = self._blocked(found)
+            found = self.answers[key] = self.policy.apply(found)
             return found
         if found.address == key:  # not a decoded #EXT# name: the answer depends only on the domain
             if len(self.misses) >= _MISS_DOMAINS:
                 self.misses.clear()
             self.misses[domain] = (found.trust, found.reasons, found.home_tenant_id)
-        return self._blocked(found)
-
-    def _blocked(self, found: Resolution) -> Resolution:
-        """Apply the policy's ``overrides.block`` to a resolution."""
-        if not self.policy.overrides.block or found.address is None:
-            return found
-        if not self.policy.blocked(found.address, found.address.rpartition("@")[2]):
-            return found
-        return Resolution(found.identity, _UNTRUSTED, (*found.reasons, "blocked"), found.address, found.user,
-                          found.home_tenant_id)
+        return self.policy.apply(found)
 
     def put(self, key: Hashable | None, value: Any) -> None:
         """Store ``value`` in the bounded cache (if any; a ``None`` key is not stored)."""
@@ -418,11 +409,10 @@ class TrustEngine:
 
 
 def _stale(state: _State, resolution: Resolution) -> Resolution:
-    """Cap trust at external once the snapshot is older than ``snapshot.max_age`` (checked per call)."""
-    if state.stale_after is None or time.time() <= state.stale_after or resolution.trust <= _EXTERNAL:
+    """Apply the policy's staleness cap (checked per call: the snapshot ages while the state lives)."""
+    if state.stale_after is None or time.time() <= state.stale_after:
         return resolution
-    return Resolution(resolution.identity, _EXTERNAL, (*resolution.reasons, "snapshot_stale"), resolution.address,
-                      resolution.user, resolution.home_tenant_id, resolution.tenant_id)
+    return state.policy.apply(resolution, stale=True)
 
 
 def _failed_mail(sender: object, policy: Policy, exc: Exception) -> MailDecision:

@@ -5,21 +5,25 @@ Unknown keys are errors: a typo must be a :class:`~mtotrust.errors.PolicyError`,
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
+import time
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import attrs
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from mtotrust.address import normalize_address, normalize_domain
 from mtotrust.errors import IdentityError, PolicyError, shown
-from mtotrust.model import Trust
+from mtotrust.model import Resolution, Trust
 
-__all__ = ["PERMISSION_LEVELS", "TEAMS_ACTIONS", "USAGE_RIGHTS", "Policy"]
+__all__ = ["PERMISSION_LEVELS", "TEAMS_ACTIONS", "USAGE_RIGHTS", "Policy", "expand_grant"]
 
 USAGE_RIGHTS = frozenset({
     "VIEW", "DOCEDIT", "EDIT", "COMMENT", "EXPORT", "FORWARD", "OWNER", "PRINT", "REPLY", "REPLYALL", "EXTRACT",
@@ -37,6 +41,12 @@ PERMISSION_LEVELS: dict[str, frozenset[str]] = {
     "Co-Owner": _CO_AUTHOR | {"EDITRIGHTSDATA", "OWNER"},
 }
 """Built-in permission levels, expanded to usage rights."""
+
+
+def expand_grant(grant: str | Iterable[str]) -> frozenset[str]:
+    """Return the usage rights a label grant means: a permission level's rights, or the listed rights."""
+    return PERMISSION_LEVELS[grant] if isinstance(grant, str) else frozenset(grant)
+
 
 TEAMS_ACTIONS = ("chat", "call", "meeting_lobby_bypass", "file_sharing", "presence", "people_search")
 """Teams collaboration actions a policy sets a minimum trust for."""
@@ -128,13 +138,14 @@ class Policy(BaseModel):
     overrides: OverridesPolicy = OverridesPolicy()
     snapshot: SnapshotPolicy = SnapshotPolicy()
 
+    _block_entries: tuple[tuple[str, str], ...] = PrivateAttr(default=())
     _blocks: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
     _authserv_ids: frozenset[str] = PrivateAttr(default=frozenset())
     _fingerprint: str = PrivateAttr(default="")
 
     def model_post_init(self, context: Any, /) -> None:  # noqa: ARG002 - pydantic's hook signature
         """Derive, once, what every decision reads: the block sets, the authserv-ids and the fingerprint."""
-        keys = [_block_key(e) for e in self.overrides.block]
+        keys = self._block_entries = tuple(_block_key(e) for e in self.overrides.block)
         self._blocks = {kind: frozenset(v for k, v in keys if k == kind) for kind in ("address", "domain", "wildcard")}
         self._authserv_ids = frozenset(i.lower() for i in self.mail.trusted_authserv_ids)
         data = self.model_dump(mode="json")
@@ -221,9 +232,7 @@ class Policy(BaseModel):
             raise PolicyError(f"unknown label {label!r}; the policy defines {known}", key=f"labels.{label}",
                               value=label)
         grant = levels.get(trust.value)
-        if grant is None:
-            return frozenset()
-        return PERMISSION_LEVELS[grant] if isinstance(grant, str) else frozenset(grant)
+        return frozenset() if grant is None else expand_grant(grant)
 
     def teams_minimum(self, action: str) -> Trust:
         """Return the minimum trust for a Teams ``action``.
@@ -235,6 +244,38 @@ class Policy(BaseModel):
             raise PolicyError(f"unknown Teams action {action!r}; allowed: {', '.join(TEAMS_ACTIONS)}",
                               key="teams", value=action)
         return Trust(getattr(self.teams, action))
+
+    @property
+    def block_entries(self) -> tuple[tuple[str, str], ...]:
+        """``overrides.block`` parsed, in order: ``(kind, value)`` with kind ``address``, ``domain`` or ``wildcard``.
+
+        Values are normalised (``local@a-label``, or an A-label; a wildcard's value is the domain after ``*.``).
+        """
+        return self._block_entries
+
+    def is_stale(self, taken_at: dt.datetime, now: float | None = None) -> bool:
+        """Return whether a snapshot taken at ``taken_at`` is older than ``snapshot.max_age`` (never when unset)."""
+        max_age = self.snapshot.max_age_seconds
+        if max_age is None:
+            return False
+        return (time.time() if now is None else now) > taken_at.timestamp() + max_age
+
+    def apply(self, resolution: Resolution, *, stale: bool = False) -> Resolution:
+        """Return ``resolution`` with the policy's own effects on it: the one place they are applied.
+
+        ``overrides.block`` makes a blocked address ``untrusted`` (reason ``blocked``); ``stale`` (see
+        :meth:`is_stale`) caps trust at ``external`` (reason ``snapshot_stale``). Applying twice changes nothing,
+        so a caller may apply the block when it computes an answer and the staleness cap when it serves it.
+        """
+        reasons = resolution.reasons
+        address = resolution.address
+        if (self._block_entries and address is not None and "blocked" not in reasons
+                and self.blocked(address, address.rpartition("@")[2])):
+            resolution = attrs.evolve(resolution, trust=Trust.UNTRUSTED, reasons=(*reasons, "blocked"))
+        if stale and resolution.trust > Trust.EXTERNAL and "snapshot_stale" not in resolution.reasons:
+            resolution = attrs.evolve(resolution, trust=Trust.EXTERNAL,
+                                      reasons=(*resolution.reasons, "snapshot_stale"))
+        return resolution
 
     def blocked(self, address: str, domain: str) -> bool:
         """Return whether ``overrides.block`` names a normalised ``address`` or its ``domain``."""
