@@ -7,8 +7,10 @@ fields, because Graph adds fields over time, but are strict about the types of t
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any, Required, TypeVar, cast
 
+import attrs
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict  # pydantic needs this TypedDict before Python 3.12
@@ -24,9 +26,11 @@ __all__ = [
     "OrganizationResponse",
     "PartnersResponse",
     "UsersPage",
+    "apply_entry",
     "parse_document",
     "parse_users_page",
-    "to_directory_user",
+    "to_tenant",
+    "user_from_dict",
 ]
 
 _EXTERNAL_ISSUER = "ExternalAzureAD"
@@ -214,8 +218,8 @@ def decode_json_bytes(data: bytes, file: str) -> Any:
                             value=exc.object[exc.start:exc.start + 8]) from None
 
 
-def federated_external_dicts(identities: list[dict[str, Any]] | None) -> bool:
-    """:func:`federated_external` for identities given as dicts (from :func:`parse_users_page`)."""
+def _federated_external(identities: list[dict[str, Any]] | None) -> bool:
+    """Return whether a user has a ``federated`` identity issued by ``ExternalAzureAD``."""
     if identities:
         for i in identities:
             if i.get("signInType") == "federated" and i.get("issuer") == _EXTERNAL_ISSUER:
@@ -224,10 +228,6 @@ def federated_external_dicts(identities: list[dict[str, Any]] | None) -> bool:
 
 
 _M = TypeVar("_M", bound=BaseModel)
-
-# GraphUser fields that carry a DirectoryUser field of the same name (``identities`` is handled apart).
-_DELTA_FIELDS = ("user_principal_name", "mail", "other_mails", "proxy_addresses", "user_type", "creation_type",
-                 "account_enabled")
 
 
 def _json_path(loc: tuple[int | str, ...]) -> str:
@@ -252,37 +252,70 @@ def parse_document(model: type[_M], data: Any, file: str) -> _M:
         raise SnapshotError(message, file=file, path=_json_path(tuple(error["loc"])), value=value) from None
 
 
-def federated_external(identities: list[ObjectIdentity] | None) -> bool:
-    """Return whether a user has a ``federated`` identity issued by ``ExternalAzureAD``."""
-    return any(i.sign_in_type == "federated" and i.issuer == _EXTERNAL_ISSUER for i in identities or ())
-
-
-def to_directory_user(user: GraphUser) -> DirectoryUser:
-    """Convert a validated Graph user into the hot-path record (strings interned, lists made tuples)."""
-    return DirectoryUser(
-        id=user.id,
-        user_principal_name=user.user_principal_name,
-        mail=user.mail,
-        other_mails=tuple(user.other_mails or ()),
-        proxy_addresses=tuple(user.proxy_addresses or ()),
-        user_type=user.user_type,
-        creation_type=user.creation_type,
-        account_enabled=user.account_enabled,
-        federated_external=federated_external(user.identities),
-    )
-
-
-def delta_changes(user: GraphUser) -> dict[str, Any]:
-    """Return the ``DirectoryUser`` fields a partial delta entry carries, converted like a full object."""
-    full = to_directory_user(user)
-    carried = user.model_fields_set
-    changes = {name: getattr(full, name) for name in _DELTA_FIELDS if name in carried}
-    if "identities" in carried:
-        changes["federated_external"] = full.federated_external
-    return changes
-
-
 def to_tenant(member: MtoTenant) -> Tenant:
     """Convert an MTO member row into a :class:`Tenant` (tenant id lower-cased)."""
     return Tenant(tenant_id=member.tenant_id.lower(), display_name=member.display_name, role=member.role,
                   state=member.state)
+
+
+# -- user objects ------------------------------------------------------------------------------------------------
+
+def _share(user_principal_name: str | None, mail: str | None,
+           other_mails: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+    """Return the UPN and ``otherMails`` with values equal to ``mail`` replaced by the ``mail`` object itself."""
+    if mail is not None:
+        if user_principal_name == mail:
+            user_principal_name = mail
+        if other_mails and mail in other_mails:
+            other_mails = tuple(mail if m == mail else m for m in other_mails)
+    return user_principal_name, other_mails
+
+
+_intern = sys.intern
+
+
+def user_from_dict(obj: dict[str, Any]) -> DirectoryUser:
+    """Build the hot-path record of a user dict of :func:`parse_users_page`.
+
+    Equal strings are shared and few-valued fields interned: a million users hold each such value once.
+    """
+    get = obj.get
+    mail = get("mail")
+    other = get("otherMails")
+    upn, other_mails = _share(get("userPrincipalName"), mail, tuple(other) if other else ())
+    proxies = get("proxyAddresses")
+    user_type = get("userType")
+    creation_type = get("creationType")
+    return DirectoryUser(
+        obj["id"], upn, mail, other_mails, tuple(proxies) if proxies else (),
+        None if user_type is None else _intern(user_type),
+        None if creation_type is None else _intern(creation_type),
+        get("accountEnabled"), _federated_external(get("identities")),
+    )
+
+
+# Graph field of a delta entry -> the DirectoryUser field it sets
+_DELTA_KEYS = (("userPrincipalName", "user_principal_name"), ("mail", "mail"), ("otherMails", "other_mails"),
+               ("proxyAddresses", "proxy_addresses"), ("userType", "user_type"),
+               ("creationType", "creation_type"), ("accountEnabled", "account_enabled"),
+               ("identities", "federated_external"))
+
+
+def apply_entry(current: DirectoryUser | None, obj: dict[str, Any]) -> DirectoryUser | None:
+    """Return an object after one ``/users/delta`` entry (``None`` when the entry is ``@removed``).
+
+    A partial entry changes only the fields it carries; an entry for an unknown id is the whole object.
+    """
+    if obj.get("@removed") is not None:
+        return None
+    full = user_from_dict(obj)
+    if current is None:
+        return full
+    changes = {name: getattr(full, name) for key, name in _DELTA_KEYS if key in obj}
+    if not changes:
+        return current
+    new = attrs.evolve(current, **changes)
+    upn, other_mails = _share(new.user_principal_name, new.mail, new.other_mails)
+    if upn is not new.user_principal_name or other_mails is not new.other_mails:
+        new = attrs.evolve(new, user_principal_name=upn, other_mails=other_mails)
+    return new

@@ -1,85 +1,63 @@
-"""``Snapshot``: an immutable, indexed, generation-stamped copy of the local directory (design section 2).
+"""``Snapshot``: an immutable, indexed, generation-stamped copy of the local directory.
 
-A snapshot is read from a folder of Graph JSON or from a single SQLite file written by :meth:`Snapshot.save`.
+A snapshot is read from a folder of Graph JSON (:mod:`mtotrust._ingest`) or from a single SQLite file written by
+:meth:`Snapshot.save` (:mod:`mtotrust._store`); :mod:`mtotrust._directory` holds its address index and content id.
 Applying a delta gives a *new* snapshot with a new generation; a snapshot never changes after it is built, so
 readers on other threads never see a half-applied delta.
 
-Representation (issue 3: ≤ 600 bytes/user at 1M users, deltas priced by their size):
-
-- the address index maps a normalised address to the one :class:`DirectoryUser` that answers to it, or to a
-  tuple of them (sorted by id) for the rare ambiguous address; :meth:`Snapshot.lookup` still returns a tuple.
-  An index key *is* the directory's own string object whenever the raw value is already in normal form, and
-  ``otherMails``/``mail``/``userPrincipalName`` values that are equal share one string object;
-- a snapshot made by :meth:`Snapshot.with_delta` shares its parent's dictionaries and keeps only the changed
-  users and index entries in small overlay dictionaries checked first; when the overlays grow past
-  ``_COMPACT_FRACTION`` of the shared base they are merged into fresh dictionaries, so the amortised cost of a
-  delta stays proportional to the delta. The parent is never modified.
+A snapshot made by :meth:`Snapshot.with_delta` shares its parent's dictionaries and keeps only the changed users
+and index entries in small overlays (:mod:`mtotrust._overlay`) checked first; when the overlays grow past
+``_COMPACT_FRACTION`` of the shared base they are merged into fresh dictionaries, so the amortised cost of a delta
+stays proportional to the delta. The parent is never modified.
 """
 
 from __future__ import annotations
 
-import array
-import contextlib
 import datetime as dt
 import gc
 import importlib.resources
 import itertools
-import json
 import os
-import re
-import sqlite3
-import sys
-import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import types
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from mtotrust import graph
-from mtotrust.address import (
-    ASCII_DOT_ATOM,
-    MAX_ADDRESS_LENGTH,
-    domain_skeleton,
-    normalize_address,
-    normalize_domain,
-    proxy_smtp_address,
-    split_ext_upn,
+from mtotrust._directory import (
+    Directory,
+    Index,
+    Normalizer,
+    by_id,
+    content_id,
+    user_digest,
+    users_digest,
 )
-from mtotrust.errors import IdentityError, SnapshotError
+from mtotrust._ingest import (
+    Page,
+    Progress,
+    check_not_future,
+    delta_pages,
+    now,
+    parse_parts,
+    read_folder,
+    read_taken_at,
+)
+from mtotrust._overlay import MISSING, Layered, Overlay
+from mtotrust._store import SCHEMA_VERSION, SQLITE_MAGIC, StoreParts, read_store, save_store
+from mtotrust.address import domain_skeleton
+from mtotrust.errors import SnapshotError
 from mtotrust.model import DirectoryUser, Tenant
 
 __all__ = ["SCHEMA_VERSION", "Progress", "Snapshot"]
 
-SCHEMA_VERSION = 2
-"""Version of the SQLite store layout written by :meth:`Snapshot.save`.
-
-Version 2 (mtotrust 0.2) stores each user's normalised index keys, so a load does no address normalisation;
-version 1 stores are still read (their index is rebuilt, as version 1 readers did).
-"""
-
-Progress = Callable[[int, int, str], None]
-"""``progress(done, total, what)``: see :meth:`Snapshot.load`."""
-
 _generations = itertools.count(1)  # process-wide, never reused; next() is atomic under the GIL
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-_MISSING: Any = object()
 _COMPACT_FRACTION = 0.125  # merge a delta overlay into fresh dicts once it exceeds this share of its base
 _HISTORY = 16  # how many with_delta steps back changed_addresses() can answer for
-_ROWS_PER_PROGRESS = 10_000
-Document = tuple[str, Any]  # (file name for error messages, decoded JSON)
-Index = dict[str, "DirectoryUser | tuple[DirectoryUser, ...]"]
-
-# An ASCII RFC 5322 dot-atom local part (the rule of mtotrust.address), "@", an ASCII letter-digit-dot-hyphen
-# domain: nothing to trim, no control character, exactly one "@" (group 1: the domain).
-_ASCII_LOCAL = re.compile(ASCII_DOT_ATOM).fullmatch
-_FAST_ADDRESS = re.compile(rf"{ASCII_DOT_ATOM}@([A-Za-z0-9.-]+)").fullmatch
-_intern = sys.intern
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+_NO_METADATA: Mapping[str, str] = types.MappingProxyType({})
 
 
 class _GcPause:
@@ -112,307 +90,64 @@ class _GcPause:
 _gc_paused = _GcPause()
 
 
-# -- directory addresses -----------------------------------------------------------------------------------------
-
-class _Normalizer:
-    """Normalises directory values exactly as :func:`~mtotrust.address.normalize_address` does, faster.
-
-    ASCII values ``dot-atom@domain`` whose domain was already seen take a fast path (one regex, ``lower``);
-    anything else goes through ``normalize_address`` itself, whose answer also teaches the fast path the
-    domain. The result reuses the raw string object when it is already normal.
-    """
-
-    __slots__ = ("local_domains", "lower_domains")
-
-    def __init__(self, local_domains: frozenset[str]) -> None:
-        self.local_domains = local_domains
-        # raw ASCII domain texts whose A-label is their lower case, learnt from normalize_address's answers
-        # (the A-label is a pure function of the domain text)
-        self.lower_domains: set[str] = set()
-
-    def address(self, value: str) -> str | None:
-        """Return the normal form ``local@a-label`` of ``value``, or ``None`` when it is not a valid address."""
-        match = _FAST_ADDRESS(value)
-        if match is not None and len(value) <= MAX_ADDRESS_LENGTH and match.group(1) in self.lower_domains:
-            # an ASCII dot-atom local part at a domain whose A-label is its lower case: the normal form is the
-            # lower case of the whole value (no blanks to trim: the pattern has none)
-            key = value.lower()
-            return value if key == value else key
-        try:
-            local, a_label = normalize_address(value)
-        except IdentityError:
-            return None
-        domain = value.strip(" \t").partition("@")[2]
-        if domain.isascii() and a_label == domain.lower():
-            self.lower_domains.add(domain)
-        key = f"{local}@{a_label}"
-        return value if key == value else key
-
-    def ext_home(self, local: str, upn: str) -> str | None:
-        """Return the ``alias@homedomain`` a normalised ``#EXT#`` local part encodes (``split_ext_upn``), or None."""
-        if local.endswith("#ext#") and local.count("#ext#") == 1:
-            alias, sep, home = local[:-5].rpartition("_")
-            # a known ASCII home domain (its A-label is itself: local is lower case) and an ASCII dot-atom alias
-            if sep and home in self.lower_domains and _ASCII_LOCAL(alias) is not None:
-                return f"{alias}@{home}"
-        try:
-            decoded = split_ext_upn(local, upn)
-        except IdentityError:
-            return None
-        return None if decoded is None else f"{decoded[0]}@{decoded[1]}"
-
-    def keys(self, user: DirectoryUser) -> list[str]:
-        """Every normalised address ``user`` answers to, without repeats (design section 3, step 3).
-
-        ``mail``, the user principal name (an ``#EXT#`` name at a local verified domain by its decoded
-        ``alias@homedomain`` only: the resolver never looks one up undecoded), ``otherMails``, ``SMTP:``/``smtp:``
-        proxy addresses. Values that are not valid addresses are skipped: they can never equal a valid identity.
-        """
-        found: list[str] = []
-        norm = self.address
-        mail = user.mail
-        if mail:
-            key = norm(mail)
-            if key is not None:
-                found.append(key)
-        upn = user.user_principal_name
-        if upn:
-            key = (found[0] if found else None) if upn == mail else norm(upn)
-            local, _, domain = key.rpartition("@") if key is not None else ("", "", "")
-            if "#ext#" in local and domain in self.local_domains:
-                # An #EXT# name at a local domain is only ever looked up decoded (design section 3, step 1), so
-                # it is indexed by the address it decodes to, not by itself.
-                key = self.ext_home(local, upn)
-            if key is not None and key not in found:
-                found.append(key)
-        for value in user.other_mails:
-            if value and value != mail:
-                key = norm(value)
-                if key is not None and key not in found:
-                    found.append(key)
-        for proxy in user.proxy_addresses:
-            address = proxy_smtp_address(proxy)
-            if address and address != mail:
-                key = norm(address)
-                if key is not None and key not in found:
-                    found.append(key)
-        return found
-
-
-def user_addresses(user: DirectoryUser, local_domains: frozenset[str]) -> set[str]:
-    """Return every normalised address a directory object answers to (design section 3, step 3)."""
-    return set(_Normalizer(local_domains).keys(user))
-
-
-def _add(index: Index, key: str, user: DirectoryUser) -> None:
-    """Add ``user`` under ``key`` (the slow branch of an insert: the key is already taken)."""
-    prev = index[key]
-    if prev.__class__ is tuple:
-        if all(u.id != user.id for u in prev):
-            index[key] = tuple(sorted((*prev, user), key=_by_id))
-    elif prev.id != user.id:  # type: ignore[union-attr]
-        index[key] = tuple(sorted((prev, user), key=_by_id))  # type: ignore[arg-type]
-
-
-def _by_id(user: DirectoryUser) -> str:
-    return user.id
-
-
-def _build_index(users: Iterable[DirectoryUser], local_domains: frozenset[str]) -> Index:
-    index: Index = {}
-    keys = _Normalizer(local_domains).keys
-    setdefault = index.setdefault
-    for user in users:
-        for key in keys(user):
-            if setdefault(key, user) is not user:
-                _add(index, key, user)
-    return index
-
-
-def _share(user_principal_name: str | None, mail: str | None,
-           other_mails: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
-    """Return the UPN and ``otherMails`` with values equal to ``mail`` replaced by the ``mail`` object itself."""
-    if mail is not None:
-        if user_principal_name == mail:
-            user_principal_name = mail
-        if other_mails and mail in other_mails:
-            other_mails = tuple(mail if m == mail else m for m in other_mails)
-    return user_principal_name, other_mails
-
-
-def _user_from_dict(obj: dict[str, Any]) -> DirectoryUser:
-    """Build a :class:`DirectoryUser` from a user dict of :func:`graph.parse_users_page` (strings shared)."""
-    get = obj.get
-    mail = get("mail")
-    other = get("otherMails")
-    upn, other_mails = _share(get("userPrincipalName"), mail, tuple(other) if other else ())
-    proxies = get("proxyAddresses")
-    user_type = get("userType")
-    creation_type = get("creationType")
-    return DirectoryUser(
-        obj["id"], upn, mail, other_mails, tuple(proxies) if proxies else (),
-        None if user_type is None else _intern(user_type),
-        None if creation_type is None else _intern(creation_type),
-        get("accountEnabled"), graph.federated_external_dicts(get("identities")),
-    )
-
-
-_DELTA_KEYS = (("userPrincipalName", "user_principal_name"), ("mail", "mail"), ("otherMails", "other_mails"),
-               ("proxyAddresses", "proxy_addresses"), ("userType", "user_type"),
-               ("creationType", "creation_type"), ("accountEnabled", "account_enabled"),
-               ("identities", "federated_external"))
-
-
-def _apply_entry(current: DirectoryUser | None, obj: dict[str, Any]) -> DirectoryUser | None:
-    """Return the object after one delta entry: ``None`` when removed; a partial entry changes what it carries."""
-    if obj.get("@removed") is not None:
-        return None
-    full = _user_from_dict(obj)
-    if current is None:
-        return full
-    changes = {name: getattr(full, name) for key, name in _DELTA_KEYS if key in obj}
-    if not changes:
-        return current
-    new = attrs.evolve(current, **changes)
-    upn, other_mails = _share(new.user_principal_name, new.mail, new.other_mails)
-    if upn is not new.user_principal_name or other_mails is not new.other_mails:
-        new = attrs.evolve(new, user_principal_name=upn, other_mails=other_mails)
-    return new
-
-
-# -- layered (delta) mappings ------------------------------------------------------------------------------------
-
-class _Layered(Mapping[str, Any]):
-    """A read-only mapping: a shared base dict overlaid by a small dict of changes.
-
-    ``over`` maps a key to its new value, or to ``None`` when the key is gone. ``moved`` holds base keys that
-    were removed and added again: like a dict, they now iterate after the base keys.
-    """
-
-    __slots__ = ("_base", "_len", "_moved", "_over")
-
-    def __init__(self, base: dict[str, Any], over: dict[str, Any], moved: set[str], length: int) -> None:
-        self._base, self._over, self._moved, self._len = base, over, moved, length
-
-    def __getitem__(self, key: str) -> Any:
-        value = self._over.get(key, _MISSING)
-        if value is _MISSING:
-            return self._base[key]
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self._over.get(key, _MISSING)
-        if value is _MISSING:
-            return self._base.get(key, default)
-        return default if value is None else value
-
-    def __contains__(self, key: object) -> bool:
-        value = self._over.get(key, _MISSING)  # type: ignore[call-overload]
-        if value is _MISSING:
-            return key in self._base
-        return value is not None
-
-    def __len__(self) -> int:
-        return self._len
-
-    def __iter__(self) -> Iterator[str]:
-        over, moved, base = self._over, self._moved, self._base
-        for key in base:
-            if key not in over or (over[key] is not None and key not in moved):
-                yield key
-        for key, value in over.items():
-            if value is not None and (key not in base or key in moved):
-                yield key
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({dict(self.items())!r})"
-
-
-class _Overlay:
-    """The mutable overlay a delta is applied to (copied from the parent's, so the parent never changes)."""
-
-    __slots__ = ("base", "len", "moved", "over")
-
-    def __init__(self, view: Mapping[str, Any]) -> None:
-        if isinstance(view, _Layered):
-            self.base, self.over, self.moved, self.len = view._base, dict(view._over), set(view._moved), view._len
-        else:
-            self.base, self.over, self.moved, self.len = view, {}, set(), len(view)  # type: ignore[assignment]
-
-    def get(self, key: str) -> Any:
-        value = self.over.get(key, _MISSING)
-        return self.base.get(key) if value is _MISSING else value
-
-    def set(self, key: str, value: Any) -> None:
-        """Set (``value`` not None) or remove (``None``) ``key`` with dict semantics, order included."""
-        present = self.get(key) is not None
-        if value is None:
-            if present:
-                self.len -= 1
-                if key in self.base:
-                    self.over[key] = None
-                else:
-                    del self.over[key]
-        elif present:
-            self.over[key] = value
-        else:
-            self.len += 1
-            self.over.pop(key, None)  # a re-added key goes to the end, as in a dict
-            self.over[key] = value
-            if key in self.base:
-                self.moved.add(key)
-
-    def view(self) -> Mapping[str, Any]:
-        return _Layered(self.base, self.over, self.moved, self.len)
-
-    def materialize(self) -> dict[str, Any]:
-        return dict(self.view().items())
-
-
-# -- snapshot ----------------------------------------------------------------------------------------------------
-
-@attrs.frozen(slots=True)
-class _Directory:
-    """What a snapshot is built from, before indexing."""
-
-    tenant_id: str
-    display_name: str | None
-    local_domains: frozenset[str]
-    tenants: dict[str, Tenant]
-    domain_tenants: dict[str, str]
-    partners: dict[str, bool | None]
-    users: Mapping[str, DirectoryUser]
-
 
 class Snapshot:
     """An immutable, indexed copy of the local tenant's directory.
 
-    Build one with :meth:`load` (a folder of Graph JSON, design section 2, or a SQLite file from :meth:`save`)
-    or :meth:`sample` (the bundled Contoso MTO). Every snapshot has a process-unique :attr:`generation`.
+    Build one with :meth:`load` (a snapshot folder of Graph JSON, or a SQLite file from :meth:`save`),
+    :meth:`from_documents` or :meth:`sample` (the bundled Contoso MTO). Every snapshot has a process-unique
+    :attr:`generation` and a stable content :attr:`id`.
 
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_dir", "_history", "_index", "_index_over", "_mto_domains", "_skeletons", "generation",
-                 "taken_at")
+    __slots__ = ("_dir", "_history", "_id", "_index", "_index_over", "_metadata", "_mto_domains", "_skeletons",
+                 "_users_digest", "generation", "taken_at")
 
-    def __init__(self, directory: _Directory, taken_at: dt.datetime, *, _index: Index | None = None) -> None:
-        self._dir = directory
-        self.generation: int = next(_generations)
-        """Process-unique, monotonically increasing number of this snapshot."""
-        self.taken_at: dt.datetime = taken_at
-        """When the directory was read (newest file time, or the time stored by :meth:`save`)."""
-        self._index: Index = (_build_index(directory.users.values(), directory.local_domains)
-                              if _index is None else _index)
-        self._index_over: dict[str, Any] | None = None  # a delta overlay of the index (value None: no match)
-        self._history: tuple[tuple[int, frozenset[str]], ...] = ()  # (parent generation, changed addresses)
-        known = directory.local_domains | directory.domain_tenants.keys()
-        self._skeletons: dict[str, str] = {}
-        for domain in sorted(known):
-            self._skeletons.setdefault(domain_skeleton(domain), domain)
-        self._mto_domains = frozenset(d for d, t in directory.domain_tenants.items() if t in directory.tenants)
+    _dir: Directory
+    _index: Index
+    _index_over: dict[str, Any] | None  # a delta overlay of the index (value None: no match)
+    _history: tuple[tuple[int, frozenset[str]], ...]  # (parent generation, changed addresses)
+    _skeletons: dict[str, str]
+    _mto_domains: frozenset[str]
+    _id: str | None
+    _users_digest: int | None
+    _metadata: Mapping[str, str]
+    generation: int
+    taken_at: dt.datetime
+
+    def __init__(self) -> None:
+        raise TypeError("build a Snapshot with Snapshot.load(path), Snapshot.from_documents(...) or "
+                        "Snapshot.sample()")
+
+    @classmethod
+    def _make(cls, directory: Directory, index: Index, taken_at: dt.datetime, *,
+              index_over: dict[str, Any] | None = None, history: tuple[tuple[int, frozenset[str]], ...] = (),
+              shared: Snapshot | None = None, snapshot_id: str | None = None, users_digest: int | None = None,
+              metadata: Mapping[str, str] = _NO_METADATA) -> Snapshot:
+        """Build a snapshot: the one constructor every way of making one goes through.
+
+        ``shared`` is a snapshot with the same tenants and domains whose derived tables are reused (a delta
+        changes only users).
+        """
+        snap = object.__new__(cls)
+        snap._dir = directory
+        snap.generation = next(_generations)
+        snap.taken_at = taken_at
+        snap._index = index
+        snap._index_over = index_over
+        snap._history = history
+        snap._id = snapshot_id
+        snap._users_digest = users_digest
+        snap._metadata = types.MappingProxyType(dict(metadata)) if metadata else _NO_METADATA
+        if shared is not None:
+            snap._skeletons, snap._mto_domains = shared._skeletons, shared._mto_domains
+        else:
+            snap._skeletons = {}
+            for domain in sorted(directory.local_domains | directory.domain_tenants.keys()):
+                snap._skeletons.setdefault(domain_skeleton(domain), domain)
+            snap._mto_domains = frozenset(d for d, t in directory.domain_tenants.items() if t in directory.tenants)
+        return snap
 
     # -- reading -------------------------------------------------------------------------------------------
 
@@ -465,8 +200,8 @@ class Snapshot:
         if over is None:
             found = self._index.get(address)
         else:
-            found = over.get(address, _MISSING)
-            if found is _MISSING:
+            found = over.get(address, MISSING)
+            if found is MISSING:
                 found = self._index.get(address)
         if found is None:
             return ()
@@ -478,7 +213,7 @@ class Snapshot:
         """Iterate over every indexed (normalised) address."""
         if self._index_over is None:
             return iter(self._index)
-        return iter(_Layered(self._index, self._index_over, set(), 0))
+        return iter(Layered(self._index, self._index_over, set(), 0))
 
     def lookalike_of(self, domain: str) -> str | None:
         """Return the known domain whose UTS-39 skeleton equals ``domain``'s, if ``domain`` is not known itself."""
@@ -505,8 +240,37 @@ class Snapshot:
                 return frozenset(changed)
         return None
 
+    @property
+    def id(self) -> str:
+        """The snapshot's stable content id: ``"sha256:"`` and 32 hex digits.
+
+        It covers everything resolution reads (the local tenant and its domains, the MTO tenants and their
+        states, the domain map, the partner flags and each user's resolution fields) and nothing else: page order,
+        file layout, display names and folder versus store do not change it. The same directory has the same id
+        in every process and on every machine; a change that can change a resolution gives a new one. Every
+        resolution and decision reports it as ``snapshot_id``.
+
+        .. versionadded:: 0.1.0
+        """
+        found = self._id
+        if found is None:
+            if self._users_digest is None:
+                self._users_digest = users_digest(self._dir.users.values())
+            found = self._id = content_id(self._dir, self._users_digest)
+        return found
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        """What a store keeps beside the directory (key → value, such as a sync's delta link); empty for a folder.
+
+        :meth:`save` writes it back unless given other metadata. It takes no part in :attr:`id`.
+
+        .. versionadded:: 0.1.0
+        """
+        return self._metadata
+
     def __repr__(self) -> str:
-        return (f"<Snapshot {self.display_name or self.tenant_id} generation={self.generation} "
+        return (f"<Snapshot {self.display_name or self.tenant_id} {self.id} generation={self.generation} "
                 f"users={len(self.users)} tenants={len(self.tenants)}>")
 
     # -- building ------------------------------------------------------------------------------------------
@@ -514,7 +278,7 @@ class Snapshot:
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, verify: bool = False, progress: Progress | None = None
              ) -> Snapshot:
-        """Load a snapshot folder (design section 2) or a SQLite file written by :meth:`save`.
+        """Load a snapshot folder (see ``docs/snapshot.md``) or a SQLite file written by :meth:`save`.
 
         A store's schema version and recorded user count are always checked; ``verify=True`` also runs
         SQLite's full ``integrity_check`` first (it reads every page: slower, for on-demand checks).
@@ -537,10 +301,12 @@ class Snapshot:
                 return cls._from_folder(p, progress)
         if p.is_file():
             with p.open("rb") as fh:
-                head = fh.read(len(_SQLITE_MAGIC))
-            if head == _SQLITE_MAGIC:
+                head = fh.read(len(SQLITE_MAGIC))
+            if head == SQLITE_MAGIC:
                 with _gc_paused:
-                    return cls._from_sqlite(p, verify=verify, progress=progress)
+                    parts = read_store(p, verify=verify, progress=progress)
+                return cls._make(parts.directory, parts.index, parts.taken_at, snapshot_id=parts.snapshot_id,
+                                 users_digest=parts.users_digest, metadata=parts.metadata)
             raise SnapshotError("is neither a snapshot folder nor a SQLite file written by Snapshot.save",
                                 file=str(p), value=str(p))
         raise SnapshotError("no such snapshot folder or file; give a folder of Graph JSON or a .sqlite store",
@@ -564,33 +330,48 @@ class Snapshot:
         delta: Iterable[Any] = (),
         taken_at: dt.datetime | None = None,
     ) -> Snapshot:
-        """Build a snapshot from decoded Graph JSON documents (each the body of one file of design section 2).
+        """Build a snapshot from decoded Graph JSON documents, each the body of one file of a snapshot folder.
 
         ``users`` and ``delta`` are sequences of pages. Errors name ``<memory>`` documents by role.
         """
-        return cls._from_parts(
+        if taken_at is not None:
+            check_not_future(taken_at, "taken_at")
+        return cls._from_parts(parse_parts(
             ("organization.json", organization), ("mto.json", mto), ("domains.json", domains),
             None if partners is None else ("partners.json", partners),
-            [_Page(f"users[{i}]", page) for i, page in enumerate(users)],
-            [_Page(f"delta[{i}]", page) for i, page in enumerate(delta)],
-            taken_at or _now(), None,
-        )
+            [Page(f"users[{i}]", page) for i, page in enumerate(users)],
+            [Page(f"delta[{i}]", page) for i, page in enumerate(delta)],
+            taken_at or now(), None,
+        ), None)
 
-    def with_delta(self, pages: Iterable[Any] | str | os.PathLike[str]) -> Snapshot:
-        """Return a new snapshot with ``GET /users/delta`` pages applied (a folder of page files, or pages).
+    def with_delta(self, pages: Iterable[Any] | str | os.PathLike[str], *,
+                   taken_at: dt.datetime | None = None) -> Snapshot:
+        """Return a new snapshot with ``GET /users/delta`` pages applied.
 
-        Partial objects update only the fields they carry, ``@removed`` removes, and the same id may appear
+        ``pages`` is a folder of page files, one page file, or decoded pages. Partial objects update only the fields they carry, ``@removed`` removes, and the same id may appear
         more than once. This snapshot is not changed. The cost grows with the delta, not the directory: the
         new snapshot shares this one's indexes and keeps the changes in an overlay (merged into fresh
         dictionaries, amortised, once it grows past an eighth of the shared part).
-        """
-        docs = (_folder_pages(Path(pages)) if isinstance(pages, (str, os.PathLike))
-                else [_Page(f"delta[{i}]", page) for i, page in enumerate(pages)])
-        with _gc_paused:  # a collection would traverse the whole (shared) directory: a cost of its size
-            return self._derive(docs)
 
-    def _derive(self, docs: list[_Page]) -> Snapshot:
-        users = _Overlay(self._dir.users)
+        The result is never newer than its data: its ``taken_at`` is ``taken_at`` when given, else the delta
+        folder's own time (its ``snapshot.json``, or its newest page file), else this snapshot's.
+
+        Raises:
+            SnapshotError: for a path that is neither a folder of ``*.json`` pages nor a ``.json`` page file, or
+                a page that is not a valid delta page.
+        """
+        if isinstance(pages, (str, os.PathLike)):
+            docs, own_time = _delta_source(Path(pages))
+        else:
+            docs, own_time = [Page(f"delta[{i}]", page) for i, page in enumerate(pages)], None
+        if taken_at is not None:
+            check_not_future(taken_at, "taken_at")
+        when = taken_at or own_time or self.taken_at
+        with _gc_paused:  # a collection would traverse the whole (shared) directory: a cost of its size
+            return self._derive(docs, when)
+
+    def _derive(self, docs: list[Page], taken_at: dt.datetime) -> Snapshot:
+        users = Overlay(self._dir.users)
         before: dict[str, DirectoryUser | None] = {}
         for doc in docs:
             for obj in doc.users():
@@ -598,16 +379,19 @@ class Snapshot:
                 current = users.get(uid)
                 if uid not in before:
                     before[uid] = current
-                users.set(uid, _apply_entry(current, obj))
+                users.set(uid, graph.apply_entry(current, obj))
 
-        index = _Overlay(self._index if self._index_over is None else
-                         _Layered(self._index, self._index_over, set(), 0))
-        keys = _Normalizer(self._dir.local_domains).keys
+        index = Overlay(self._index if self._index_over is None else
+                        Layered(self._index, self._index_over, set(), 0))
+        keys = Normalizer(self._dir.local_domains).keys
+        digest = self._users_digest
         changed: set[str] = set()
         for uid, old in before.items():
             new = users.get(uid)
             if new is old:
                 continue
+            if digest is not None:
+                digest += (0 if new is None else user_digest(new)) - (0 if old is None else user_digest(old))
             old_keys = keys(old) if old is not None else []
             new_keys = keys(new) if new is not None else []
             for key in {*old_keys, *new_keys}:
@@ -617,7 +401,7 @@ class Snapshot:
                 if new is not None and key in new_keys:
                     others.append(new)
                 index.set(key, None if not others else others[0] if len(others) == 1
-                          else tuple(sorted(others, key=_by_id)))
+                          else tuple(sorted(others, key=by_id)))
                 changed.add(key)
 
         base_size = len(users.base) + len(index.base)
@@ -633,107 +417,30 @@ class Snapshot:
         else:
             user_map = users.view()
             index_base, index_over = index.base, index.over
-        new_snap = Snapshot.__new__(Snapshot)
-        new_snap._dir = attrs.evolve(self._dir, users=user_map)
-        new_snap.generation = next(_generations)
-        new_snap.taken_at = _now()
-        new_snap._index = index_base
-        new_snap._index_over = index_over
-        new_snap._history = (*self._history, (self.generation, frozenset(changed)))[-_HISTORY:]
-        new_snap._skeletons = self._skeletons
-        new_snap._mto_domains = self._mto_domains
-        return new_snap
+        return Snapshot._make(attrs.evolve(self._dir, users=user_map), index_base, taken_at, index_over=index_over,
+                              history=(*self._history, (self.generation, frozenset(changed)))[-_HISTORY:],
+                              shared=self, users_digest=digest, metadata=self._metadata)
 
     @classmethod
     def _from_folder(cls, folder: Path, progress: Progress | None) -> Snapshot:
-        def required(name: str) -> Document:
-            path = folder / name
-            if not path.is_file():
-                raise SnapshotError(f"required file is missing from snapshot folder {str(folder)!r}; export "
-                                    "it from Graph as design section 2 describes", file=str(path), value=name)
-            return _read_json(path)
-
-        users_dir = folder / "users"
-        if not users_dir.is_dir():
-            raise SnapshotError(f"required folder users/ is missing from snapshot folder {str(folder)!r}; put "
-                                "the GET /users pages there", file=str(users_dir), value="users/")
-        partners_path = folder / "partners.json"
-        files = [folder / n for n in ("organization.json", "mto.json", "domains.json", "partners.json")]
-        user_files = sorted(users_dir.glob("*.json"))
-        delta_files = sorted((folder / "delta").glob("*.json"))
-        files += user_files + delta_files
-        newest = max((f.stat().st_mtime for f in files if f.is_file()), default=None)
-        taken_at = dt.datetime.fromtimestamp(newest, dt.UTC) if newest is not None else _now()
-        return cls._from_parts(
-            required("organization.json"), required("mto.json"), required("domains.json"),
-            _read_json(partners_path) if partners_path.is_file() else None,
-            [_Page(str(p)) for p in user_files], [_Page(str(p)) for p in delta_files], taken_at, progress,
-        )
+        return cls._from_parts(read_folder(folder, progress), progress)
 
     @classmethod
-    def _from_parts(cls, organization: Document, mto: Document, domains: Document, partners: Document | None,
-                    user_pages: list[_Page], delta_pages: list[_Page], taken_at: dt.datetime,
-                    progress: Progress | None) -> Snapshot:
-        org = graph.parse_document(graph.OrganizationResponse, organization[1], organization[0]).value[0]
-        local_domains = frozenset(
-            _domain(d.name, organization[0], f"$.value[0].verifiedDomains[{i}].name")
-            for i, d in enumerate(org.verified_domains)
-        )
-        tenants: dict[str, Tenant] = {}
-        for i, member in enumerate(graph.parse_document(graph.MtoTenantsResponse, mto[1], mto[0]).value):
-            tenant_row = graph.to_tenant(member)
-            _unique(tenants, tenant_row.tenant_id, mto[0], f"$.value[{i}].tenantId")
-            tenants[tenant_row.tenant_id] = tenant_row
-        domain_tenants: dict[str, str] = {}
-        for i, row in enumerate(graph.parse_document(graph.DomainsFile, domains[1], domains[0]).value):
-            path = f"$.value[{i}]"
-            name = _domain(row.domain_name, domains[0], f"{path}.domainName")
-            tenant = _intern(row.tenant_id.lower())
-            if domain_tenants.get(name, tenant) != tenant:
-                raise SnapshotError(f"domain {name!r} is mapped to two tenants ({domain_tenants[name]} and "
-                                    f"{tenant}); keep one row per domain", file=domains[0], path=path, value=name)
-            domain_tenants[name] = tenant
-        partner_rows: dict[str, bool | None] = {}
-        if partners is not None:
-            for i, p in enumerate(graph.parse_document(graph.PartnersResponse, partners[1], partners[0]).value):
-                _unique(partner_rows, p.tenant_id.lower(), partners[0], f"$.value[{i}].tenantId")
-                partner_rows[p.tenant_id.lower()] = p.is_in_multi_tenant_organization
-
-        users: dict[str, DirectoryUser] = {}
-        index: Index = {}
-        keys = _Normalizer(local_domains).keys
-        setdefault = index.setdefault
-        total = len(user_pages)
-        if progress is not None:
-            progress(0, total, "users pages")
-        for done, page in enumerate(user_pages, 1):
-            file = page.file
-            for i, obj in enumerate(page.users()):
-                user = _user_from_dict(obj)
-                uid = user.id
-                if uid in users:
-                    raise SnapshotError(f"duplicate user id {uid!r}; every object may appear once in users/ "
-                                        "(use delta/ for changes)", file=file, path=f"$.value[{i}].id", value=uid)
-                users[uid] = user
-                for key in keys(user):
-                    if setdefault(key, user) is not user:
-                        _add(index, key, user)
-            if progress is not None:
-                progress(done, total, "users pages")
-        directory = _Directory(tenant_id=org.id.lower(), display_name=org.display_name,
-                               local_domains=local_domains, tenants=tenants, domain_tenants=domain_tenants,
-                               partners=partner_rows, users=users)
-        if delta_pages:
+    def _from_parts(cls, parts: Any, progress: Progress | None) -> Snapshot:
+        """Build a snapshot from what a folder holds, applying its ``delta/`` pages in place."""
+        directory, index, taken_at = parts.directory, parts.index, parts.taken_at
+        if parts.delta:
             # delta/ of a folder: applied in place (nobody holds these dicts yet), then re-indexed incrementally
-            snap = cls(directory, taken_at, _index=index)
+            snap = cls._make(directory, index, taken_at)
             if progress is not None:
-                progress(0, len(delta_pages), "delta pages")
-            for done, page in enumerate(delta_pages, 1):
-                snap = snap._derive([page])
+                progress(0, len(parts.delta), "delta pages")
+            for done, page in enumerate(parts.delta, 1):
+                snap = snap._derive([page], taken_at)
                 if progress is not None:
-                    progress(done, len(delta_pages), "delta pages")
-            if snap._index_over is not None or not isinstance(snap._dir.users, dict):
-                users = dict(snap._dir.users.items())
+                    progress(done, len(parts.delta), "delta pages")
+            users: Mapping[str, DirectoryUser] = snap._dir.users
+            if snap._index_over is not None or not isinstance(users, dict):
+                users = dict(users.items())
                 index = dict(snap._index)
                 for key, value in (snap._index_over or {}).items():
                     if value is None:
@@ -741,343 +448,43 @@ class Snapshot:
                     else:
                         index[key] = value
             else:
-                users, index = snap._dir.users, snap._index
+                index = snap._index
             directory = attrs.evolve(directory, users=users)
-        return cls(directory, taken_at, _index=index)
+        return cls._make(directory, index, taken_at)
 
     # -- SQLite store --------------------------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def save(self, path: str | os.PathLike[str], *, metadata: Mapping[str, str] | None = None) -> None:
         """Write this snapshot to a single SQLite file, atomically.
 
         The store is written to a temporary file in the same folder and renamed over ``path`` only when it is
-        complete and flushed: a reader sees the old file or the new one, never half of one.
+        complete and flushed: a reader sees the old file or the new one, never half of one. It records
+        :attr:`id`, ``taken_at`` and ``metadata`` (default: this snapshot's own :attr:`metadata`).
         """
-        target = Path(path)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            conn = sqlite3.connect(tmp)
-            try:
-                _write_store(conn, self)
-            finally:
-                conn.close()
-            with tmp.open("rb+") as fh:
-                os.fsync(fh.fileno())
-            tmp.replace(target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        with contextlib.suppress(OSError):  # make the rename durable where the platform allows it
-            dir_fd = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-
-    @classmethod
-    def _from_sqlite(cls, path: Path, *, verify: bool, progress: Progress | None = None) -> Snapshot:
-        _check_not_truncated(path)
-        try:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        except sqlite3.Error as exc:
-            raise SnapshotError(f"cannot open the SQLite store ({exc})", file=str(path), value=str(path)) from None
-        try:
-            if verify:
-                problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
-                if problems != ["ok"]:
-                    raise SnapshotError(f"SQLite integrity check failed: {'; '.join(problems[:3])}; load the folder "
-                                        "again and save a new store", file=str(path), value=problems[0])
-            return _read_store(conn, path, progress)
-        except (sqlite3.DatabaseError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
-            if isinstance(exc, SnapshotError):
-                raise
-            raise SnapshotError(f"the SQLite store is damaged or not written by Snapshot.save ({exc}); load the "
-                                "folder again and save a new store", file=str(path), value=str(path)) from None
-        finally:
-            conn.close()
+        if metadata is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise TypeError("metadata must map str keys to str values")
+        snapshot_id = self.id  # computes the users digest too
+        assert self._users_digest is not None
+        save_store(path, StoreParts(self._dir, {}, self.taken_at, snapshot_id, self._users_digest,
+                                    self._metadata if metadata is None else metadata), self.lookup)
 
 
-def _check_not_truncated(path: Path) -> None:
-    """Refuse a store shorter than its header says (SQLite only notices when a query reads a missing page)."""
-    try:
-        with path.open("rb") as fh:
-            header = fh.read(100)
-            size = os.fstat(fh.fileno()).st_size
-    except OSError as exc:
-        raise SnapshotError(f"cannot be read ({exc.strerror})", file=str(path), value=str(path)) from None
-    if len(header) < 100:
-        raise SnapshotError(f"the SQLite store is truncated ({size} bytes); load the folder again and save a "
-                            "new store", file=str(path), value=str(size))
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    if header[24:28] == header[92:96] and pages and size < pages * page_size:  # the header's page count is valid
-        raise SnapshotError(f"the SQLite store is truncated ({size} bytes, its header says {pages * page_size}); "
-                            "load the folder again and save a new store", file=str(path), value=str(size))
-
-
-class _Page:
-    """One users/delta page: a file read and validated when asked (one page in memory at a time), or data."""
-
-    __slots__ = ("data", "file")
-
-    def __init__(self, file: str, data: Any = _MISSING) -> None:
-        self.file, self.data = file, data
-
-    def users(self) -> list[dict[str, Any]]:
-        if self.data is not _MISSING:
-            return graph.parse_users_page(self.data, self.file)
-        return graph.parse_users_page(_read_bytes(Path(self.file)), self.file, raw=True)
-
-
-def _folder_pages(folder: Path) -> list[_Page]:
-    return [_Page(str(p)) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-
-
-def _unique(seen: Mapping[str, object], tenant_id: str, file: str, path: str) -> None:
-    """Refuse a second row for a tenant: which of two contradicting rows counts would be a guess."""
-    if tenant_id in seen:
-        raise SnapshotError(f"duplicate tenant id {tenant_id!r}; keep one row per tenant", file=file, path=path,
-                            value=tenant_id)
-
-
-def _domain(name: str, file: str, path: str) -> str:
-    try:
-        return normalize_domain(name)
-    except IdentityError as exc:
-        raise SnapshotError(f"{exc}", file=file, path=path, value=name) from None
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise SnapshotError(f"cannot be read ({exc.strerror})", file=str(path), value=str(path)) from None
-
-
-def _read_json(path: Path) -> Document:
-    return str(path), graph.decode_json_bytes(_read_bytes(path), str(path))
-
-
-# -- SQLite store ------------------------------------------------------------------------------------------------
-
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE local_domains (name TEXT PRIMARY KEY);
-CREATE TABLE domains (name TEXT PRIMARY KEY, tenant_id TEXT NOT NULL);
-CREATE TABLE tenants (tenant_id TEXT PRIMARY KEY, display_name TEXT, role TEXT, state TEXT);
-CREATE TABLE partners (tenant_id TEXT PRIMARY KEY, in_mto INTEGER);
-CREATE TABLE kinds (kind INTEGER PRIMARY KEY, user_type TEXT, creation_type TEXT, account_enabled INTEGER,
-                    federated_external INTEGER NOT NULL, upn_is_mail INTEGER NOT NULL, mail_is_key INTEGER NOT NULL);
-CREATE TABLE users (id TEXT PRIMARY KEY, upn TEXT, mail TEXT, other_mails TEXT, proxy_addresses TEXT,
-                    kind INTEGER NOT NULL);
-CREATE TABLE address_index (chunk INTEGER PRIMARY KEY, addresses TEXT NOT NULL, positions BLOB NOT NULL);
-CREATE TABLE ambiguous (address TEXT PRIMARY KEY, user_ids TEXT NOT NULL);
-"""
-# Schema version 2: the address index is stored, so a load normalises nothing and builds the index in bulk.
-# - kinds: the few-valued fields, one row per combination (users refer to it). upn_is_mail: the UPN equals
-#   mail (users.upn is then NULL); mail_is_key: mail is already a normalised address that indexes this user
-#   alone (the loaded index then shares the mail string).
-# - users.other_mails / proxy_addresses: NULL for none, else "\x1f".join(values), or "\x1e" + the JSON array
-#   when a value holds "\x1f" or "\x1e".
-# - address_index: the other unambiguous addresses, in chunks: "\n"-joined addresses (a normalised address
-#   never holds a control character) and, for each, the position of its user in rowid order (little-endian
-#   uint32). ambiguous: addresses of several users, with their ids "\n"-joined.
-_SEP = "\x1f"
-_JSON_MARK = "\x1e"
-_POSITION = next(t for t in "IL" if array.array(t).itemsize == 4)
-_INDEX_CHUNK = 65_536
-
-
-def _pack(values: tuple[str, ...]) -> str | None:
-    if not values:
-        return None
-    if any(_SEP in v or _JSON_MARK in v for v in values):
-        return _JSON_MARK + json.dumps(values)
-    return _SEP.join(values)
-
-
-def _unpack(text: str | None) -> tuple[str, ...]:
-    if text is None:
-        return ()
-    if text[:1] != _JSON_MARK:
-        return tuple(text.split(_SEP))
-    values = json.loads(text[1:])
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise ValueError(f"a list column holds {text[:40]!r}")
-    return tuple(values)
-
-
-def _positions(values: list[int]) -> bytes:
-    packed = array.array(_POSITION, values)
-    if sys.byteorder == "big":
-        packed.byteswap()
-    return packed.tobytes()
-
-
-def _write_store(conn: sqlite3.Connection, snap: Snapshot) -> None:
-    from mtotrust import __version__  # the package imports this module: import late
-
-    keys = _Normalizer(snap.local_domains).keys
-    kinds: dict[tuple[Any, ...], int] = {}
-    chunks: list[tuple[int, str, bytes]] = []
-    ambiguous: dict[str, str] = {}
-    pending_keys: list[str] = []
-    pending_positions: list[int] = []
-
-    def flush() -> None:
-        if pending_keys:
-            chunks.append((len(chunks), "\n".join(pending_keys), _positions(pending_positions)))
-            pending_keys.clear()
-            pending_positions.clear()
-
-    def rows() -> Iterator[tuple[Any, ...]]:
-        for position, u in enumerate(snap.users.values()):
-            mail_is_key = False
-            for key in keys(u):
-                if len(snap.lookup(key)) > 1:
-                    ambiguous.setdefault(key, "\n".join(x.id for x in snap.lookup(key)))
-                elif key == u.mail and not mail_is_key:
-                    mail_is_key = True
-                else:
-                    pending_keys.append(key)
-                    pending_positions.append(position)
-            if len(pending_keys) >= _INDEX_CHUNK:
-                flush()
-            upn_is_mail = u.mail is not None and u.user_principal_name == u.mail
-            kind = kinds.setdefault((u.user_type, u.creation_type, u.account_enabled, u.federated_external,
-                                     upn_is_mail, mail_is_key), len(kinds))
-            yield (position, u.id, None if upn_is_mail else u.user_principal_name, u.mail, _pack(u.other_mails),
-                   _pack(u.proxy_addresses), kind)
-
-    with conn:
-        conn.executescript(_SCHEMA)
-        conn.executemany("INSERT INTO meta VALUES (?, ?)", [
-            ("schema_version", str(SCHEMA_VERSION)), ("taken_at", snap.taken_at.isoformat()),
-            ("tenant_id", snap.tenant_id), ("display_name", snap.display_name or ""),
-            ("written_by", f"mtotrust {__version__}"), ("user_count", str(len(snap.users))),
-        ])
-        conn.executemany("INSERT INTO local_domains VALUES (?)", [(d,) for d in sorted(snap.local_domains)])
-        conn.executemany("INSERT INTO domains VALUES (?, ?)", sorted(snap.domain_tenants.items()))
-        conn.executemany("INSERT INTO tenants VALUES (?, ?, ?, ?)",
-                         [(t.tenant_id, t.display_name, t.role, t.state) for t in snap.tenants.values()])
-        conn.executemany("INSERT INTO partners VALUES (?, ?)", list(snap.partners.items()))
-        conn.executemany("INSERT INTO users (rowid, id, upn, mail, other_mails, proxy_addresses, kind) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?)", rows())
-        flush()
-        conn.executemany("INSERT INTO kinds VALUES (?, ?, ?, ?, ?, ?, ?)", [(i, *k) for k, i in kinds.items()])
-        conn.executemany("INSERT INTO address_index VALUES (?, ?, ?)", chunks)
-        conn.executemany("INSERT INTO ambiguous VALUES (?, ?)", sorted(ambiguous.items()))
-
-
-def _read_store(conn: sqlite3.Connection, path: Path, progress: Progress | None) -> Snapshot:
-    meta = dict(conn.execute("SELECT key, value FROM meta"))
-    version = meta.get("schema_version")
-    if version not in (str(SCHEMA_VERSION), "1"):
-        raise SnapshotError(f"store schema version {version!r} is not supported (this mtotrust reads versions 1 "
-                            f"and {SCHEMA_VERSION}); save the store again with this version", file=str(path),
-                            path="meta.schema_version", value=version)
-    try:
-        total = int(meta["user_count"])
-    except (KeyError, ValueError):
-        total = 0  # unknown: the count check below refuses the store
-    local_domains = frozenset(r[0] for r in conn.execute("SELECT name FROM local_domains"))
-    if version == "1":
-        users = _read_users_v1(conn, total, progress)
-        index = _build_index(users.values(), local_domains)
+def _delta_source(path: Path) -> tuple[list[Page], dt.datetime | None]:
+    """Return the pages of a delta path and its own time (``snapshot.json``, else the newest page file)."""
+    if path.is_dir():
+        pages = delta_pages(path)
+        stamp = path / "snapshot.json"
+        if stamp.is_file():
+            return [p for p in pages if Path(p.file).name != "snapshot.json"], read_taken_at(stamp)
+        files = [Path(p.file) for p in pages]
+    elif path.is_file() and path.suffix == ".json":
+        pages, files = [Page(str(path))], [path]
     else:
-        users, index = _read_users_v2(conn, total, progress)
-    if str(len(users)) != meta.get("user_count"):
-        raise SnapshotError(f"store holds {len(users)} users but recorded {meta.get('user_count')}; it is "
-                            "damaged: save it again", file=str(path), path="meta.user_count",
-                            value=meta.get("user_count"))
-    directory = _Directory(
-        tenant_id=meta["tenant_id"], display_name=meta["display_name"] or None,
-        local_domains=local_domains,
-        tenants={r[0]: Tenant(*r) for r in conn.execute("SELECT * FROM tenants")},
-        domain_tenants={name: _intern(tid) for name, tid in conn.execute("SELECT name, tenant_id FROM domains")},
-        partners={r[0]: None if r[1] is None else bool(r[1]) for r in conn.execute("SELECT * FROM partners")},
-        users=users,
-    )
-    return Snapshot(directory, dt.datetime.fromisoformat(meta["taken_at"]), _index=index)
-
-
-def _read_users_v2(conn: sqlite3.Connection, total: int, progress: Progress | None
-                   ) -> tuple[dict[str, DirectoryUser], Index]:
-    kinds = {
-        kind: (None if user_type is None else _intern(user_type),
-               None if creation_type is None else _intern(creation_type),
-               None if enabled is None else bool(enabled), bool(federated), bool(upn_is_mail), bool(mail_is_key))
-        for kind, user_type, creation_type, enabled, federated, upn_is_mail, mail_is_key
-        in conn.execute("SELECT * FROM kinds")
-    }
-    users: dict[str, DirectoryUser] = {}
-    mail_keys: list[str] = []
-    mail_users: list[DirectoryUser] = []
-    cursor = conn.execute("SELECT id, upn, mail, other_mails, proxy_addresses, kind FROM users ORDER BY rowid")
-    if progress is not None:
-        progress(0, total, "users")
-    sep, mark, rows_read = _SEP, _JSON_MARK, 0
-    mail_key, mail_user = mail_keys.append, mail_users.append
-    while rows := cursor.fetchmany(_ROWS_PER_PROGRESS):
-        rows_read += len(rows)
-        for uid, upn_text, mail, other, proxies, kind in rows:
-            user_type, creation_type, enabled, federated, upn_is_mail, mail_is_key = kinds[kind]
-            if other is None:
-                other_mails: tuple[str, ...] = ()
-            else:
-                other_mails = _unpack(other)
-                if mail is not None and mail in other_mails:
-                    other_mails = tuple(mail if m == mail else m for m in other_mails)
-            users[uid] = user = DirectoryUser(
-                uid, mail if upn_is_mail else upn_text, mail, other_mails,
-                () if proxies is None else tuple(proxies.split(sep)) if proxies[:1] != mark else _unpack(proxies),
-                user_type, creation_type, enabled, federated)
-            if mail_is_key:
-                mail_key(mail)
-                mail_user(user)
-        if progress is not None:
-            progress(len(users), total, "users")
-    if rows_read != len(users):
-        raise ValueError("duplicate user ids")
-    ordered = list(users.values())
-    index: Index = dict(zip(mail_keys, mail_users, strict=True))
-    expected = len(mail_keys)
-    position = ordered.__getitem__
-    for addresses, packed in conn.execute("SELECT addresses, positions FROM address_index ORDER BY chunk"):
-        keys = addresses.split("\n")
-        positions = array.array(_POSITION)
-        positions.frombytes(packed)
-        if sys.byteorder == "big":
-            positions.byteswap()
-        if len(keys) != len(positions):
-            raise ValueError("an address_index chunk holds more addresses than positions or fewer")
-        index.update(zip(keys, map(position, positions), strict=True))
-        expected += len(keys)
-    for address, ids in conn.execute("SELECT address, user_ids FROM ambiguous"):
-        found = tuple(sorted({users[i] for i in ids.split("\n")}, key=_by_id))
-        if len(found) < 2:
-            raise ValueError(f"ambiguous address {address!r} names one user")
-        index[address] = found
-        expected += 1
-    if len(index) != expected or not all(key.__class__ is str for key in mail_keys):
-        raise ValueError("the address index holds an address twice")
-    return users, index
-
-
-def _read_users_v1(conn: sqlite3.Connection, total: int, progress: Progress | None) -> dict[str, DirectoryUser]:
-    if progress is not None:
-        progress(0, total, "users")
-    users = {
-        row[0]: DirectoryUser(id=row[0], user_principal_name=row[1], mail=row[2],
-                              other_mails=tuple(json.loads(row[3])), proxy_addresses=tuple(json.loads(row[4])),
-                              user_type=row[5], creation_type=row[6],
-                              account_enabled=None if row[7] is None else bool(row[7]),
-                              federated_external=bool(row[8]))
-        for row in conn.execute("SELECT * FROM users")
-    }
-    if progress is not None:
-        progress(len(users), total, "users")
-    return users
+        raise SnapshotError("is neither a folder of delta pages nor a .json delta page file", file=str(path),
+                            value=str(path))
+    stray = [f.name for f in (path.iterdir() if path.is_dir() else ()) if f.suffix.lower() == ".json" != f.suffix]
+    if stray:
+        raise SnapshotError(f"holds {stray[0]!r}, whose name ends in another case of .json; rename it to end in "
+                            "'.json' so it is read", file=str(path), value=stray[0])
+    newest = max((f.stat().st_mtime for f in files), default=None)
+    return pages, None if newest is None else dt.datetime.fromtimestamp(newest, dt.UTC)

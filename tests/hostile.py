@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import dataclasses
+import datetime as dt
 import importlib.resources
 import json
 import os
@@ -1003,18 +1004,17 @@ def kill_writer(kills: int = 100, seed: int = 5) -> KillReport:
     rng = random.Random(seed)
     a, b = kill_snapshots()
     fingerprints = {0: _fingerprint(a), 1: _fingerprint(b)}
-    base_time = a.taken_at.replace(microsecond=0)
+    # in the past: a save's taken_at (base + its sequence number) must never lie in the future
+    base_time = a.taken_at.replace(microsecond=0) - dt.timedelta(days=1)
     report = KillReport()
     with tempfile.TemporaryDirectory(prefix="mtotrust-kill-") as tmp:
         path = Path(tmp) / "store.sqlite"
         last_seq = 0
 
         def snap_for(seq: int) -> Snapshot:
-            import datetime as dt
-
             src = a if seq % 2 == 0 else b
             # same directory, distinct taken_at: a cheap marker of which save a store came from
-            return type(src)(src._dir, base_time + dt.timedelta(seconds=seq))
+            return src.with_delta([], taken_at=base_time + dt.timedelta(seconds=seq))
 
         snap_for(0).save(path)
 

@@ -13,7 +13,7 @@ import sqlite3
 import pytest
 from strategies import ACTIVE, LOCAL, MINI, build, domains, mto, organization, synced
 
-import mtotrust.snapshot
+import mtotrust._store
 from mtotrust import Snapshot, SnapshotError, Trust
 from mtotrust.resolve import resolve
 
@@ -299,17 +299,15 @@ class TestSqliteStore:
         """A save that fails mid-write leaves the old store loadable and no temporary file behind."""
         target = tmp_path / "s.sqlite"
         build([synced("u1", "a@fabrikam.com")]).save(target)
-        real = mtotrust.snapshot._write_store
-
-        def half_write(conn, snap):
+        def half_write(conn, parts, lookup):
             conn.execute("CREATE TABLE meta (key TEXT)")
             conn.commit()
             raise OSError("disk full")
 
-        monkeypatch.setattr(mtotrust.snapshot, "_write_store", half_write)
-        with pytest.raises(OSError, match="disk full"):
-            build([]).save(target)
-        monkeypatch.setattr(mtotrust.snapshot, "_write_store", real)
+        with monkeypatch.context() as patched:
+            patched.setattr(mtotrust._store, "_write", half_write)
+            with pytest.raises(OSError, match="disk full"):
+                build([]).save(target)
         assert (["u1"], ["s.sqlite"]) == (list(Snapshot.load(target).users), [p.name for p in tmp_path.iterdir()])
 
     def test_truncated_store(self, tmp_path):
@@ -362,3 +360,177 @@ class TestSqliteStore:
         target.write_bytes(b"")
         with pytest.raises(SnapshotError):
             Snapshot.load(target)
+
+
+class TestSnapshotId:
+    """``Snapshot.id``: one content id per directory, whatever its form, that moves with anything resolution reads."""
+
+    def test_format(self):
+        """The id is "sha256:" and 32 lower-case hex digits."""
+        ident = Snapshot.sample().id
+        assert ident.startswith("sha256:")
+        assert 32 == len(ident.removeprefix("sha256:"))
+        assert int(ident.removeprefix("sha256:"), 16) >= 0 and ident == ident.lower()
+
+    def test_folder_and_its_store_have_the_same_id(self, tmp_path):
+        """The bundled sample's folder and the store saved from it report the same id, and the store keeps it."""
+        sample = Snapshot.sample()
+        sample.save(tmp_path / "s.sqlite")
+        assert sample.id == Snapshot.load(tmp_path / "s.sqlite").id
+        with sqlite3.connect(tmp_path / "s.sqlite") as conn:
+            stored = conn.execute("SELECT value FROM meta WHERE key = 'snapshot_id'").fetchone()[0]
+        assert sample.id == stored
+
+    def test_same_id_in_another_process(self):
+        """A second interpreter (another hash seed) computes the same id for the same folder."""
+        import subprocess
+        import sys
+
+        code = "from mtotrust import Snapshot; print(Snapshot.sample().id)"
+        other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                               env={**os.environ, "PYTHONHASHSEED": "12345"})
+        assert Snapshot.sample().id == other.stdout.strip()
+
+    def test_page_layout_and_order_do_not_count(self):
+        """The same users split over other pages, in another order, give the same id."""
+        users = [synced(f"u{i}", f"p{i}@fabrikam.com") for i in range(6)]
+        one = build(users)
+        docs = {"organization": organization(), "mto": mto(), "domains": domains()}
+        split = Snapshot.from_documents(**docs, users=[{"value": users[4:]}, {"value": users[:4][::-1]}])
+        assert one.id == split.id
+
+    def test_display_names_do_not_count(self):
+        """A renamed tenant (nothing resolution reads) keeps the id."""
+        users = [synced("u1", "a@fabrikam.com")]
+        renamed = mto()
+        renamed["value"][0]["displayName"] = "Another name"
+        other = Snapshot.from_documents(organization=organization(), mto=renamed, domains=domains(),
+                                        users=[{"value": users}])
+        assert build(users).id == other.id
+
+    @pytest.mark.parametrize("change", [
+        {"userType": "Guest"}, {"accountEnabled": False}, {"mail": "b@fabrikam.com"}, {"identities": []},
+        {"otherMails": ["c@fabrikam.com"]}, {"proxyAddresses": ["smtp:d@fabrikam.com"]}, {"creationType": None},
+    ])
+    def test_a_user_change_gives_a_new_id(self, change):
+        """Changing any field of a user that resolution reads changes the id."""
+        assert build([synced("u1", "a@fabrikam.com")]).id != build([synced("u1", "a@fabrikam.com", **change)]).id
+
+    def test_tenant_state_partner_and_domain_changes_give_a_new_id(self):
+        """A tenant state, a partner flag or a domain mapping that changes gives a new id."""
+        users = [synced("u1", "a@fabrikam.com")]
+        ids = {build(users).id, build(users, states={ACTIVE: "removed"}).id,
+               build(users, partner_rows={ACTIVE: False}).id,
+               build(users, domain_map={"fabrikam.net": ACTIVE}).id,
+               build(users, local_domains=("contoso.com",)).id}
+        assert 5 == len(ids)
+
+    def test_delta_that_changes_a_resolution_gives_a_new_id(self):
+        """After a delta that disables an MTO member the id differs; one that restates a value keeps it."""
+        snap = build([synced("u1", "a@fabrikam.com")])
+        disabled = snap.with_delta([{"value": [{"id": "u1", "accountEnabled": False}]}])
+        restated = snap.with_delta([{"value": [{"id": "u1", "accountEnabled": True}]}])
+        assert resolve(snap, "a@fabrikam.com").trust != resolve(disabled, "a@fabrikam.com").trust
+        assert (snap.id != disabled.id, snap.id) == (True, restated.id)
+
+    def test_delta_id_equals_the_id_of_a_fresh_build(self):
+        """The id a delta derives incrementally equals the id of the same directory built from scratch."""
+        base = build([synced("u1", "a@fabrikam.com"), synced("u2", "b@fabrikam.com")])
+        assert base.id
+        page = [{"id": "u2", "@removed": {"reason": "deleted"}}, synced("u3", "c@fabrikam.com")]
+        fresh = build([synced("u1", "a@fabrikam.com"), synced("u3", "c@fabrikam.com")])
+        assert fresh.id == base.with_delta([{"value": page}]).id
+
+
+class TestStoreMetadata:
+    """The store's metadata table: kept beside the directory, out of the id."""
+
+    def test_metadata_round_trip(self, tmp_path):
+        """save(metadata=...) is read back as Snapshot.metadata; a later save keeps it unless given other."""
+        snap = build([synced("u1", "a@fabrikam.com")])
+        snap.save(tmp_path / "a.sqlite", metadata={"delta_link": "https://graph.example/delta?token=1"})
+        loaded = Snapshot.load(tmp_path / "a.sqlite")
+        assert {"delta_link": "https://graph.example/delta?token=1"} == dict(loaded.metadata)
+        loaded.save(tmp_path / "b.sqlite")
+        assert dict(loaded.metadata) == dict(Snapshot.load(tmp_path / "b.sqlite").metadata)
+
+    def test_metadata_takes_no_part_in_the_id(self, tmp_path):
+        """Two stores of one directory with different metadata have the snapshot's id."""
+        snap = build([synced("u1", "a@fabrikam.com")])
+        snap.save(tmp_path / "a.sqlite", metadata={"k": "1"})
+        snap.save(tmp_path / "b.sqlite", metadata={"k": "2"})
+        assert snap.id == Snapshot.load(tmp_path / "a.sqlite").id == Snapshot.load(tmp_path / "b.sqlite").id
+
+    def test_folder_has_no_metadata(self):
+        """A snapshot read from a folder has empty metadata."""
+        assert {} == dict(Snapshot.sample().metadata)
+
+    def test_non_str_metadata_is_refused(self, tmp_path):
+        """Metadata values must be str: anything else is a TypeError before anything is written."""
+        with pytest.raises(TypeError, match="str"):
+            build([]).save(tmp_path / "a.sqlite", metadata={"k": 1})  # type: ignore[dict-item]
+        assert [] == list(tmp_path.iterdir())
+
+
+class TestTakenAt:
+    """``snapshot.json`` and the delta's time: a snapshot never looks newer than its data."""
+
+    def test_snapshot_json_sets_taken_at(self, folder):
+        """takenAt of snapshot.json wins over the file times."""
+        write(folder / "snapshot.json", {"takenAt": "2026-11-30T08:00:00Z"})
+        assert dt.datetime(2026, 11, 30, 8, tzinfo=dt.UTC) == Snapshot.load(folder).taken_at
+
+    @pytest.mark.parametrize("data", [{}, {"takenAt": 5}, {"takenAt": "yesterday"}, {"takenAt": "2026-11-30T08:00"},
+                                      []])
+    def test_bad_snapshot_json_is_an_error(self, folder, data):
+        """A snapshot.json without a zoned ISO 8601 takenAt is a SnapshotError naming the file and the key."""
+        write(folder / "snapshot.json", data)
+        with pytest.raises(SnapshotError, match=r"snapshot\.json: \$\.takenAt"):
+            Snapshot.load(folder)
+
+    def test_future_taken_at_is_an_error(self, folder):
+        """A takenAt more than five minutes ahead is refused: it would switch snapshot.max_age off."""
+        ahead = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+        write(folder / "snapshot.json", {"takenAt": ahead})
+        with pytest.raises(SnapshotError, match="in the future"):
+            Snapshot.load(folder)
+
+    def test_future_file_time_is_an_error(self, folder):
+        """A page touched into the future is refused too (the file time is the taken_at then)."""
+        ahead = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).timestamp()
+        os.utime(folder / "users" / "0001.json", (ahead, ahead))
+        with pytest.raises(SnapshotError, match="in the future"):
+            Snapshot.load(folder)
+
+    def test_delta_keeps_the_base_time(self):
+        """with_delta of decoded pages keeps the base's taken_at; a given taken_at wins."""
+        old = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        snap = build([synced("u1", "a@fabrikam.com")], taken_at=old)
+        page = [{"value": [{"id": "u1", "accountEnabled": False}]}]
+        later = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+        assert (old, later) == (snap.with_delta(page).taken_at, snap.with_delta(page, taken_at=later).taken_at)
+
+    def test_delta_folder_time(self, tmp_path):
+        """A delta folder's own time counts: its snapshot.json, else its newest page file."""
+        snap = build([synced("u1", "a@fabrikam.com")], taken_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+        write(tmp_path / "0001.json", {"value": [{"id": "u1", "accountEnabled": False}]})
+        stamp = dt.datetime(2026, 2, 1, tzinfo=dt.UTC).timestamp()
+        os.utime(tmp_path / "0001.json", (stamp, stamp))
+        assert dt.datetime(2026, 2, 1, tzinfo=dt.UTC) == snap.with_delta(tmp_path).taken_at
+        write(tmp_path / "snapshot.json", {"takenAt": "2026-03-01T00:00:00Z"})
+        derived = snap.with_delta(tmp_path)
+        assert (dt.datetime(2026, 3, 1, tzinfo=dt.UTC), False) == (derived.taken_at,
+                                                                    derived.users["u1"].account_enabled)
+
+    @pytest.mark.parametrize("name", ["missing", "page.txt"])
+    def test_delta_path_that_is_no_delta_is_an_error(self, tmp_path, name):
+        """A with_delta path that does not exist or is not a .json page is a SnapshotError naming it."""
+        (tmp_path / "page.txt").write_text("{}")
+        with pytest.raises(SnapshotError, match=name):
+            build([]).with_delta(tmp_path / name)
+
+    def test_delta_page_in_other_case_is_an_error(self, tmp_path):
+        """A page named 0001.JSON would be skipped silently: it is an error naming it."""
+        write(tmp_path / "0001.JSON", {"value": []})
+        with pytest.raises(SnapshotError, match=r"0001\.JSON"):
+            build([]).with_delta(tmp_path)

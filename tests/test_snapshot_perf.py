@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+import mtotrust._directory as directory_module
+import mtotrust._store as store_module
 import mtotrust.snapshot as snapshot_module
 from mtotrust import Snapshot, SnapshotError
 from mtotrust.address import normalize_address, proxy_smtp_address, split_ext_upn
@@ -105,13 +107,13 @@ def test_index_keys_match_the_reference_on_odd_values():
     """Every index key set equals the plain normalize_address reading, for hostile and odd values."""
     rng = random.Random(11)
     for user in odd_users(rng, 3000):
-        assert set(snapshot_module._Normalizer(LOCAL).keys(user)) == reference_addresses(user, LOCAL), user
-        assert snapshot_module.user_addresses(user, LOCAL) == reference_addresses(user, LOCAL)
+        assert set(directory_module.Normalizer(LOCAL).keys(user)) == reference_addresses(user, LOCAL), user
+        assert directory_module.user_addresses(user, LOCAL) == reference_addresses(user, LOCAL)
 
 
 def test_normalizer_fast_path_agrees_after_learning_domains():
     """The fast path (taken once a domain is known) gives what normalize_address gives, value by value."""
-    norm = snapshot_module._Normalizer(LOCAL)
+    norm = directory_module.Normalizer(LOCAL)
     values = ODD_VALUES * 2 + [v.upper() for v in ODD_VALUES] + [v.swapcase() for v in ODD_VALUES]
     for value in values:
         try:
@@ -188,8 +190,9 @@ def _random_delta(rng: random.Random, ids: list[str], page: int) -> list[dict[st
 
 @pytest.mark.parametrize("seed", range(6))
 def test_chained_deltas_equal_a_fresh_build(seed, monkeypatch):
-    """Any chain of with_delta calls answers like from_documents of the same users and delta pages, and every
-    intermediate snapshot keeps answering as it did (readers of an old snapshot never see a change)."""
+    """Any chain of with_delta calls answers like from_documents of the same users and delta pages (and has its
+    id), and every intermediate snapshot keeps answering as it did (readers of an old snapshot never see a
+    change)."""
     if seed % 2:
         monkeypatch.setattr(snapshot_module, "_COMPACT_FRACTION", 10.0)  # never compact: a deep overlay chain
     rng = random.Random(seed)
@@ -197,6 +200,7 @@ def test_chained_deltas_equal_a_fresh_build(seed, monkeypatch):
                   for i in range(60)]
     ids = [u["id"] for u in base_users]
     snap = Snapshot.from_documents(**_docs(base_users))
+    assert snap.id.startswith("sha256:")  # computed now, so every delta below updates it incrementally
     pages: list[list[dict[str, Any]]] = []
     history: list[tuple[Snapshot, list[Any], dict[str, set[str]]]] = [(snap, list(snap.users.items()),
                                                                        index_of(snap))]
@@ -208,6 +212,7 @@ def test_chained_deltas_equal_a_fresh_build(seed, monkeypatch):
         assert snap.generation > previous.generation
         fresh = Snapshot.from_documents(**_docs(base_users, pages))
         assert_same_directory(snap, fresh)
+        assert fresh.id == snap.id  # the incremental id is the id of the whole directory
         changed = snap.changed_addresses(previous)
         assert changed is not None
         before, after = index_of(previous), index_of(snap)
@@ -262,7 +267,7 @@ def test_delta_snapshot_save_round_trip(tmp_path):
 # -- SQLite store ---------------------------------------------------------------------------------------------
 
 def test_store_round_trip_keeps_odd_values(tmp_path):
-    """Lists with separators, empty strings, NULs and odd addresses survive schema version 2."""
+    """Lists with separators, empty strings, NULs and odd addresses survive a store round trip."""
     users = [
         {"id": "a", "mail": "a@contoso.com", "otherMails": ["x\x1fy@contoso.com", ""], "proxyAddresses": []},
         {"id": "b", "mail": None, "otherMails": [""], "proxyAddresses": ["", "SMTP:b@Contoso.com"]},
@@ -276,11 +281,12 @@ def test_store_round_trip_keeps_odd_values(tmp_path):
     loaded = Snapshot.load(tmp_path / "s.sqlite")
     assert_same_directory(snap, loaded)
     with sqlite3.connect(tmp_path / "s.sqlite") as conn:
-        assert "2" == conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        assert str(store_module.SCHEMA_VERSION) == version
 
 
-def test_store_version_1_is_still_read(tmp_path):
-    """A store written by mtotrust 0.1 (schema version 1) loads, its index rebuilt from the users."""
+def test_store_of_another_schema_version_is_refused(tmp_path):
+    """A store of an older schema version (1) is refused with the fix: save a new store."""
     snap = Snapshot.sample()
     path = tmp_path / "v1.sqlite"
     conn = sqlite3.connect(path)
@@ -307,7 +313,8 @@ def test_store_version_1_is_still_read(tmp_path):
             (u.id, u.user_principal_name, u.mail, json.dumps(u.other_mails), json.dumps(u.proxy_addresses),
              u.user_type, u.creation_type, u.account_enabled, u.federated_external) for u in snap.users.values()])
     conn.close()
-    assert_same_directory(snap, Snapshot.load(path))
+    with pytest.raises(SnapshotError, match="store schema version '1' is not supported .*save a new store"):
+        Snapshot.load(path)
 
 
 @pytest.mark.parametrize("sql", [
@@ -378,7 +385,7 @@ def test_progress_exception_stops_the_load(tmp_path):
 
 
 def test_progress_counts_store_rows_in_steps(tmp_path, monkeypatch):
-    monkeypatch.setattr(snapshot_module, "_ROWS_PER_PROGRESS", 3)
+    monkeypatch.setattr(store_module, "_ROWS_PER_PROGRESS", 3)
     path = tmp_path / "s.sqlite"
     Snapshot.sample().save(path)
     calls: list[tuple[int, int, str]] = []

@@ -1,0 +1,204 @@
+"""Reading a snapshot folder: the Graph JSON files and mtotrust's own ``domains.json`` and ``snapshot.json``.
+
+The folder holds the response bodies exactly as Microsoft Graph v1.0 returns them (``organization.json``,
+``mto.json``, ``partners.json``, ``users/*.json`` and ``delta/*.json`` pages) beside ``domains.json`` (one row per
+domain looked up with ``findTenantInformationByDomainName``) and, optionally, ``snapshot.json``
+(``{"takenAt": "2026-11-30T08:00:00Z"}``, when the export was taken). This module turns them into the parts
+of a snapshot; it never builds a :class:`~mtotrust.Snapshot` itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from mtotrust import graph
+from mtotrust._directory import Directory, Index, build_index
+from mtotrust._overlay import MISSING
+from mtotrust.address import normalize_domain
+from mtotrust.errors import IdentityError, SnapshotError, shown
+from mtotrust.model import DirectoryUser, Tenant
+
+__all__ = ["FolderParts", "Page", "Progress", "delta_pages", "now", "parse_parts", "read_folder", "read_taken_at"]
+
+Progress = Callable[[int, int, str], None]
+"""``progress(done, total, what)``: see :meth:`mtotrust.Snapshot.load`."""
+
+Document = tuple[str, Any]  # (file name for error messages, decoded JSON)
+FUTURE_SLACK = dt.timedelta(minutes=5)  # how far in the future a taken_at may be (clock skew)
+_intern = sys.intern
+
+
+def now() -> dt.datetime:
+    """Return the current time, timezone-aware (UTC)."""
+    return dt.datetime.now(dt.UTC)
+
+
+@attrs.frozen(slots=True)
+class FolderParts:
+    """What a folder (or documents) holds: the directory of ``users/``, its index, and the ``delta/`` pages."""
+
+    directory: Directory
+    index: Index
+    delta: list[Page]
+    taken_at: dt.datetime
+
+
+class Page:
+    """One users/delta page: a file read and validated when asked (one page in memory at a time), or data."""
+
+    __slots__ = ("data", "file")
+
+    def __init__(self, file: str, data: Any = MISSING) -> None:
+        self.file, self.data = file, data
+
+    def users(self) -> list[dict[str, Any]]:
+        """Return the page's user objects (validated dicts with Graph's field names)."""
+        if self.data is not MISSING:
+            return graph.parse_users_page(self.data, self.file)
+        return graph.parse_users_page(_read_bytes(Path(self.file)), self.file, raw=True)
+
+
+def delta_pages(folder: Path) -> list[Page]:
+    """Return the ``*.json`` page files of a delta folder, in file-name order."""
+    return [Page(str(p)) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def _unique(seen: dict[str, Any], tenant_id: str, file: str, path: str) -> None:
+    """Refuse a second row for a tenant: which of two contradicting rows counts would be a guess."""
+    if tenant_id in seen:
+        raise SnapshotError(f"duplicate tenant id {tenant_id!r}; keep one row per tenant", file=file, path=path,
+                            value=tenant_id)
+
+
+def _domain(name: str, file: str, path: str) -> str:
+    try:
+        return normalize_domain(name)
+    except IdentityError as exc:
+        raise SnapshotError(f"{exc}", file=file, path=path, value=name) from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise SnapshotError(f"cannot be read ({exc.strerror})", file=str(path), value=str(path)) from None
+
+
+def _read_json(path: Path) -> Document:
+    return str(path), graph.decode_json_bytes(_read_bytes(path), str(path))
+
+
+def read_taken_at(path: Path) -> dt.datetime:
+    """Return ``takenAt`` of a ``snapshot.json`` file: an ISO 8601 time with a zone, at most 5 minutes ahead."""
+    file, data = _read_json(path)
+    value = data.get("takenAt") if isinstance(data, dict) else None
+    if not isinstance(value, str):
+        raise SnapshotError(f"needs a string takenAt such as '2026-11-30T08:00:00Z' (got {shown(data)})",
+                            file=file, path="$.takenAt", value=value)
+    try:
+        taken_at = dt.datetime.fromisoformat(value)
+    except ValueError:
+        taken_at = None
+    if taken_at is None or taken_at.tzinfo is None:
+        raise SnapshotError(f"takenAt {shown(value)} is not an ISO 8601 time with a zone, such as "
+                            "'2026-11-30T08:00:00Z'", file=file, path="$.takenAt", value=value)
+    check_not_future(taken_at, file)
+    return taken_at.astimezone(dt.UTC)
+
+
+def check_not_future(taken_at: dt.datetime, file: str) -> None:
+    """Refuse a ``taken_at`` more than five minutes ahead: it would switch ``snapshot.max_age`` off."""
+    if taken_at > now() + FUTURE_SLACK:
+        raise SnapshotError(f"the snapshot claims to be taken at {taken_at.isoformat()}, in the future; fix the "
+                            "clock or the file time", file=file, value=taken_at.isoformat())
+
+
+def read_folder(folder: Path, progress: Progress | None) -> FolderParts:
+    """Read a snapshot folder.
+
+    ``taken_at`` is ``snapshot.json``'s ``takenAt`` when present, else the newest time of the folder's files.
+    """
+    def required(name: str) -> Document:
+        path = folder / name
+        if not path.is_file():
+            raise SnapshotError(f"required file is missing from snapshot folder {str(folder)!r}; a snapshot "
+                                "folder holds organization.json, mto.json, domains.json and users/ (see "
+                                "docs/snapshot.md)", file=str(path), value=name)
+        return _read_json(path)
+
+    users_dir = folder / "users"
+    if not users_dir.is_dir():
+        raise SnapshotError(f"required folder users/ is missing from snapshot folder {str(folder)!r}; put "
+                            "the GET /users pages there", file=str(users_dir), value="users/")
+    partners_path = folder / "partners.json"
+    user_files = sorted(users_dir.glob("*.json"))
+    delta_files = sorted((folder / "delta").glob("*.json"))
+    stamp = folder / "snapshot.json"
+    if stamp.is_file():
+        taken_at = read_taken_at(stamp)
+    else:
+        files = [folder / n for n in ("organization.json", "mto.json", "domains.json", "partners.json")]
+        newest = max((f.stat().st_mtime for f in (*files, *user_files, *delta_files) if f.is_file()), default=None)
+        taken_at = dt.datetime.fromtimestamp(newest, dt.UTC) if newest is not None else now()
+        check_not_future(taken_at, str(folder))
+    return parse_parts(
+        required("organization.json"), required("mto.json"), required("domains.json"),
+        _read_json(partners_path) if partners_path.is_file() else None,
+        [Page(str(p)) for p in user_files], [Page(str(p)) for p in delta_files], taken_at, progress,
+    )
+
+
+def parse_parts(organization: Document, mto: Document, domains: Document, partners: Document | None,
+                user_pages: list[Page], delta: list[Page], taken_at: dt.datetime,
+                progress: Progress | None) -> FolderParts:
+    """Validate the documents of a snapshot and index its ``users/`` pages (``delta`` is returned unread)."""
+    org = graph.parse_document(graph.OrganizationResponse, organization[1], organization[0]).value[0]
+    local_domains = frozenset(
+        _domain(d.name, organization[0], f"$.value[0].verifiedDomains[{i}].name")
+        for i, d in enumerate(org.verified_domains)
+    )
+    tenants: dict[str, Tenant] = {}
+    for i, member in enumerate(graph.parse_document(graph.MtoTenantsResponse, mto[1], mto[0]).value):
+        tenant_row = graph.to_tenant(member)
+        _unique(tenants, tenant_row.tenant_id, mto[0], f"$.value[{i}].tenantId")
+        tenants[tenant_row.tenant_id] = tenant_row
+    domain_tenants: dict[str, str] = {}
+    for i, row in enumerate(graph.parse_document(graph.DomainsFile, domains[1], domains[0]).value):
+        path = f"$.value[{i}]"
+        name = _domain(row.domain_name, domains[0], f"{path}.domainName")
+        tenant = _intern(row.tenant_id.lower())
+        if domain_tenants.get(name, tenant) != tenant:
+            raise SnapshotError(f"domain {name!r} is mapped to two tenants ({domain_tenants[name]} and "
+                                f"{tenant}); keep one row per domain", file=domains[0], path=path, value=name)
+        domain_tenants[name] = tenant
+    partner_rows: dict[str, bool | None] = {}
+    if partners is not None:
+        for i, p in enumerate(graph.parse_document(graph.PartnersResponse, partners[1], partners[0]).value):
+            _unique(partner_rows, p.tenant_id.lower(), partners[0], f"$.value[{i}].tenantId")
+            partner_rows[p.tenant_id.lower()] = p.is_in_multi_tenant_organization
+
+    users: dict[str, DirectoryUser] = {}
+    user_from_dict = graph.user_from_dict
+    total = len(user_pages)
+    if progress is not None:
+        progress(0, total, "users pages")
+    for done, page in enumerate(user_pages, 1):
+        file = page.file
+        for i, obj in enumerate(page.users()):
+            user = user_from_dict(obj)
+            uid = user.id
+            if uid in users:
+                raise SnapshotError(f"duplicate user id {uid!r}; every object may appear once in users/ "
+                                    "(use delta/ for changes)", file=file, path=f"$.value[{i}].id", value=uid)
+            users[uid] = user
+        if progress is not None:
+            progress(done, total, "users pages")
+    directory = Directory(tenant_id=org.id.lower(), display_name=org.display_name, local_domains=local_domains,
+                          tenants=tenants, domain_tenants=domain_tenants, partners=partner_rows, users=users)
+    return FolderParts(directory, build_index(users.values(), local_domains), delta, taken_at)
