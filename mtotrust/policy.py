@@ -1,4 +1,4 @@
-"""``Policy``: the declarative trust policy of design section 4, validated by pydantic.
+"""``Policy``: the declarative trust policy (docs/policy.md), validated by pydantic.
 
 Unknown keys are errors: a typo must be a :class:`~mtotrust.errors.PolicyError`, not a silently ignored rule.
 """
@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import attrs
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic_core import PydanticCustomError
 
 from mtotrust.address import normalize_address, normalize_domain
 from mtotrust.errors import IdentityError, PolicyError, shown
@@ -29,7 +30,7 @@ USAGE_RIGHTS = frozenset({
     "VIEW", "DOCEDIT", "EDIT", "COMMENT", "EXPORT", "FORWARD", "OWNER", "PRINT", "REPLY", "REPLYALL", "EXTRACT",
     "VIEWRIGHTSDATA", "EDITRIGHTSDATA", "OBJMODEL",
 })
-"""Usage-right codes of Azure Information Protection (``domain.md``, sensitivity labels)."""
+"""Usage-right codes of Azure Information Protection, the rights a sensitivity label grants."""
 
 _VIEWER = frozenset({"VIEW", "VIEWRIGHTSDATA", "REPLY", "REPLYALL", "OBJMODEL"})
 _REVIEWER = _VIEWER | {"EDIT", "DOCEDIT", "FORWARD"}
@@ -51,7 +52,23 @@ def expand_grant(grant: str | Iterable[str]) -> frozenset[str]:
 TEAMS_ACTIONS = ("chat", "call", "meeting_lobby_bypass", "file_sharing", "presence", "people_search")
 """Teams collaboration actions a policy sets a minimum trust for."""
 
-TrustName = Literal["untrusted", "external", "guest", "mto_member", "internal"]
+
+def _trust_value(value: object) -> object:
+    """Read the library's own :class:`Trust` as its value: ``Trust.GUEST`` means what ``"guest"`` means."""
+    return value.value if isinstance(value, Trust) else value
+
+
+def _exact_int(value: object) -> object:
+    """Let only a real ``int`` reach the ``version`` literal: ``True`` and ``1.0`` equal ``1`` but are no version."""
+    if type(value) is not int:
+        raise PydanticCustomError("version_type", "Input should be the whole number 1, not a {type}",
+                                  {"type": type(value).__name__, "expected": "1"})
+    return value
+
+
+TrustName = Annotated[Literal["untrusted", "external", "guest", "mto_member", "internal"],
+                      pydantic.BeforeValidator(_trust_value)]
+"""A trust level in a policy: its value (``"guest"``), or the :class:`Trust` itself (``Trust.GUEST``)."""
 Right = Literal["VIEW", "DOCEDIT", "EDIT", "COMMENT", "EXPORT", "FORWARD", "OWNER", "PRINT", "REPLY", "REPLYALL",
                 "EXTRACT", "VIEWRIGHTSDATA", "EDITRIGHTSDATA", "OBJMODEL"]
 LevelName = Literal["Viewer", "Reviewer", "Co-Author", "Co-Owner"]
@@ -123,14 +140,14 @@ LabelGrant = LevelName | list[Right]
 
 
 class Policy(BaseModel):
-    """A trust policy (design section 4): loaded from TOML or JSON, or built in.
+    """A trust policy (docs/policy.md): loaded from TOML or JSON, or built in.
 
     .. versionadded:: 0.1.0
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    version: Literal[1] = 1
+    version: Annotated[Literal[1], pydantic.BeforeValidator(_exact_int)] = 1
     mail: MailPolicy = MailPolicy()
     dlp: DlpPolicy = DlpPolicy()
     teams: TeamsPolicy = TeamsPolicy()
@@ -224,12 +241,15 @@ class Policy(BaseModel):
         """Return the usage rights ``label`` grants at ``trust`` (none for a level the label does not list).
 
         Raises:
-            PolicyError: when the policy defines no label named ``label``.
+            PolicyError: when ``label`` is not a str, or the policy defines no label named ``label``.
         """
-        levels = self.labels.get(label)
+        levels = self.labels.get(label) if isinstance(label, str) else None
         if levels is None:
             known = ", ".join(repr(n) for n in sorted(self.labels)) or "none"
-            raise PolicyError(f"unknown label {label!r}; the policy defines {known}", key=f"labels.{label}",
+            if not isinstance(label, str):
+                raise PolicyError(f"label must be a label's name (a str), not {shown(label)}; the policy defines "
+                                  f"{known}", key="labels", value=label)
+            raise PolicyError(f"unknown label {shown(label)}; the policy defines {known}", key=f"labels.{label}",
                               value=label)
         grant = levels.get(trust.value)
         return frozenset() if grant is None else expand_grant(grant)
@@ -238,11 +258,12 @@ class Policy(BaseModel):
         """Return the minimum trust for a Teams ``action``.
 
         Raises:
-            PolicyError: for an action that is not one of :data:`TEAMS_ACTIONS`.
+            PolicyError: for an action that is not one of :data:`TEAMS_ACTIONS` (a str).
         """
-        if action not in TEAMS_ACTIONS:
-            raise PolicyError(f"unknown Teams action {action!r}; allowed: {', '.join(TEAMS_ACTIONS)}",
-                              key="teams", value=action)
+        if not isinstance(action, str) or action not in TEAMS_ACTIONS:
+            what = "unknown Teams action" if isinstance(action, str) else "a Teams action is its name (a str), not"
+            raise PolicyError(f"{what} {shown(action)}; allowed: {', '.join(TEAMS_ACTIONS)}", key="teams",
+                              value=action)
         return Trust(getattr(self.teams, action))
 
     @property
@@ -272,7 +293,7 @@ class Policy(BaseModel):
         if (self._block_entries and address is not None and "blocked" not in reasons
                 and self.blocked(address, address.rpartition("@")[2])):
             resolution = attrs.evolve(resolution, trust=Trust.UNTRUSTED, reasons=(*reasons, "blocked"))
-        if stale and resolution.trust > Trust.EXTERNAL and "snapshot_stale" not in resolution.reasons:
+        if stale and resolution.trust > Trust.EXTERNAL:
             resolution = attrs.evolve(resolution, trust=Trust.EXTERNAL,
                                       reasons=(*resolution.reasons, "snapshot_stale"))
         return resolution

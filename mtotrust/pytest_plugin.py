@@ -7,7 +7,8 @@ Selection, most specific first:
 
 - the marker ``@pytest.mark.mtotrust(snapshot=..., policy=...)`` on the test, its class or module
   (``pytestmark``): a path (relative to the test file's folder), ``"sample"``, a ``Snapshot`` or
-  ``SnapshotBuilder``; for the policy a path, ``"default"``, ``"classic"``, a ``Policy`` or a dict;
+  ``SnapshotBuilder``; for the policy a path, ``"default"``, ``"classic"``, a ``Policy`` or a dict (any other
+  argument, misspelt or positional, fails the test at setup);
 - the ini options ``mtotrust_snapshot`` and ``mtotrust_policy`` (paths relative to the ini file's folder);
 - the bundled sample MTO (``Snapshot.sample()``) and ``Policy.default()``.
 
@@ -16,6 +17,7 @@ See docs/testing.md.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any
@@ -24,13 +26,16 @@ import pytest
 
 from mtotrust._builder import SnapshotBuilder
 from mtotrust.engine import TrustEngine
+from mtotrust.errors import shown
 from mtotrust.policy import Policy
 from mtotrust.snapshot import Snapshot
 
-__all__ = ["mto_policy", "mto_snapshot", "pytest_addoption", "pytest_configure", "trust_engine"]
+__all__ = ["mto_policy", "mto_snapshot", "pytest_addoption", "pytest_configure", "pytest_runtest_setup",
+           "trust_engine"]
 
 _MARKER = ("mtotrust(snapshot=None, policy=None): select the snapshot (path, 'sample', Snapshot or "
            "SnapshotBuilder) and policy (path, 'default', 'classic', Policy or dict) the mtotrust fixtures use")
+_ARGUMENTS = ("snapshot", "policy")
 _CACHE = pytest.StashKey[dict[tuple[str, int], Any]]()
 
 
@@ -45,6 +50,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Register the ``mtotrust`` marker, so ``--strict-markers`` accepts it."""
     config.addinivalue_line("markers", _MARKER)
+
+
+def _marker_problem(marker: pytest.Mark) -> str | None:
+    """Say what is wrong with the arguments of one ``mtotrust`` marker, or return ``None``."""
+    allowed = ", ".join(_ARGUMENTS)
+    if marker.args:
+        return (f"mtotrust marker: takes keyword arguments only, got the positional argument "
+                f"{shown(marker.args[0])}; allowed: {allowed}, e.g. @pytest.mark.mtotrust(policy='classic')")
+    for name, value in marker.kwargs.items():
+        if name not in _ARGUMENTS:
+            close = difflib.get_close_matches(name, _ARGUMENTS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            return f"mtotrust marker: unknown argument {name}={shown(value)}; allowed: {allowed}{hint}"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a test at setup whose ``mtotrust`` marker (on it, its class or module) has an argument it ignores."""
+    for marker in item.iter_markers(name="mtotrust"):
+        problem = _marker_problem(marker)
+        if problem is not None:
+            pytest.fail(problem, pytrace=False)
 
 
 def _marker_value(request: pytest.FixtureRequest, name: str) -> tuple[Any, Path] | None:
@@ -91,7 +119,7 @@ def mto_snapshot(request: pytest.FixtureRequest) -> Snapshot:
         return _load_cached(request.config, Path("<sample>"), lambda _: Snapshot.sample())  # type: ignore[no-any-return]
     if isinstance(value, (str, os.PathLike)):
         return _load_cached(request.config, base / Path(value), Snapshot.load)  # type: ignore[no-any-return]
-    msg = f"mtotrust marker: snapshot= must be a path, 'sample', a Snapshot or a SnapshotBuilder, not {value!r}"
+    msg = f"mtotrust marker: snapshot= must be a path, 'sample', a Snapshot or a SnapshotBuilder, not {shown(value)}"
     raise TypeError(msg)
 
 
@@ -110,7 +138,7 @@ def mto_policy(request: pytest.FixtureRequest) -> Policy:
         return Policy.classic()
     if isinstance(value, (str, os.PathLike)):
         return _load_cached(request.config, base / Path(value), Policy.load)  # type: ignore[no-any-return]
-    msg = f"mtotrust marker: policy= must be a path, 'default', 'classic', a Policy or a dict, not {value!r}"
+    msg = f"mtotrust marker: policy= must be a path, 'default', 'classic', a Policy or a dict, not {shown(value)}"
     raise TypeError(msg)
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 DOCS = ROOT / "docs" / "testing.md"
@@ -144,6 +146,47 @@ class TestSelection:
         assert result.returncode == 1
         assert "PolicyError" in result.stdout
         assert "untaged_at" in result.stdout
+
+    @pytest.mark.parametrize(("marker", "shown"), [
+        ('polcy="classic"', "unknown argument polcy='classic'; allowed: snapshot, policy (did you mean policy?)"),
+        ("snapshots=None", "unknown argument snapshots=None; allowed: snapshot, policy (did you mean snapshot?)"),
+        ('policy="classic", engine=1', "unknown argument engine=1; allowed: snapshot, policy"),
+        ('"classic"', "takes keyword arguments only, got the positional argument 'classic'; allowed: snapshot, "
+                      "policy, e.g. @pytest.mark.mtotrust(policy='classic')"),
+    ], ids=["misspelt_policy", "misspelt_snapshot", "unknown", "positional"])
+    def test_bad_marker_argument_fails_at_setup(self, pytester: pytest.Pytester, marker: str, shown: str) -> None:
+        """An unknown keyword or any positional marker argument fails the test at setup, naming it and the allowed."""
+        pytester.makepyfile(f"""
+            import pytest
+
+            @pytest.mark.mtotrust({marker})
+            def test_it(mto_policy):
+                pass
+            """)
+        result = pytester.runpytest("-p", "no:cacheprovider")
+        result.assert_outcomes(errors=1)
+        assert [f"mtotrust marker: {shown}"] == [
+            line for line in result.outlines if line.startswith("mtotrust marker:")]
+
+    def test_bad_module_marker_fails_every_test(self, pytester: pytest.Pytester) -> None:
+        """A misspelt argument of a module marker fails every test of the module, fixtures or not."""
+        pytester.makepyfile("""
+            import pytest
+
+            pytestmark = pytest.mark.mtotrust(polcy="classic")
+
+            def test_fixture(mto_policy):
+                pass
+
+            @pytest.mark.mtotrust(policy="classic")
+            def test_no_fixture():
+                pass
+            """)
+        result = pytester.runpytest("-p", "no:cacheprovider")
+        result.assert_outcomes(errors=2)
+        message = "mtotrust marker: unknown argument polcy='classic'*"
+        result.stdout.fnmatch_lines(["*ERROR at setup of test_fixture*", message,
+                                     "*ERROR at setup of test_no_fixture*", message])
 
     def test_marker_registered(self, tmp_path: Path) -> None:
         """--strict-markers accepts the mtotrust marker, and --markers documents it."""

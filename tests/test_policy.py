@@ -1,14 +1,15 @@
-"""Tests for Policy: files, defaults, built-ins, errors, permission levels, fingerprint and overrides (section 4)."""
-
-
+"""Tests for Policy: files, defaults, built-ins, errors, permission levels, fingerprint and overrides."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
 
-from mtotrust import Policy, PolicyError, Trust
+from mtotrust import Policy, PolicyError, Snapshot, Trust, TrustEngine
+from mtotrust.errors import shown
+from mtotrust.model import Resolution
 
 TOML = """
 version = 1
@@ -42,6 +43,11 @@ VIEWER = {"VIEW", "VIEWRIGHTSDATA", "REPLY", "REPLYALL", "OBJMODEL"}
 REVIEWER = VIEWER | {"EDIT", "DOCEDIT", "FORWARD"}
 CO_AUTHOR = REVIEWER | {"EXTRACT", "EXPORT", "PRINT"}
 CO_OWNER = CO_AUTHOR | {"EDITRIGHTSDATA", "OWNER"}
+TAKEN_AT = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def _resolution(trust: Trust, address: str | None = "ana@partner.example") -> Resolution:
+    return Resolution(identity=address or "not an address", trust=trust, reasons=("object_found",), address=address)
 
 
 class TestLoad:
@@ -77,6 +83,24 @@ class TestLoad:
         with pytest.raises(PolicyError, match=name):
             Policy.load(path)
 
+    @pytest.mark.parametrize(("with_trust", "with_value"), [
+        ({"mail": {"untagged_at": Trust.GUEST}}, {"mail": {"untagged_at": "guest"}}),
+        ({"dlp": {"inside_at": Trust.INTERNAL}}, {"dlp": {"inside_at": "internal"}}),
+        ({"teams": {"chat": Trust.MTO_MEMBER, "file_sharing": Trust.UNTRUSTED}},
+         {"teams": {"chat": "mto_member", "file_sharing": "untrusted"}}),
+        ({"labels": {"C": {Trust.GUEST: "Viewer", "internal": ["VIEW"]}}},
+         {"labels": {"C": {"guest": "Viewer", "internal": ["VIEW"]}}}),
+    ])
+    def test_trust_members_mean_their_values(self, with_trust, with_value):
+        """A Trust member wherever a trust goes is read as its value: same policy, same fingerprint."""
+        expected, actual = Policy.from_data(with_value), Policy.from_data(with_trust)
+        assert (expected.model_dump(), expected.fingerprint) == (actual.model_dump(), actual.fingerprint)
+
+    def test_trust_label_key_grants(self):
+        """A label level keyed by a Trust member grants its rights to that trust."""
+        policy = Policy.from_data({"labels": {"C": {Trust.GUEST: "Viewer"}}})
+        assert frozenset(VIEWER) == policy.label_rights("C", Trust.GUEST)
+
     def test_empty_file_is_default(self, tmp_path):
         """An empty TOML file is the default policy."""
         path = tmp_path / "p.toml"
@@ -85,8 +109,8 @@ class TestLoad:
 
 
 class TestDefaults:
-    def test_values_of_design_section_4(self):
-        """Policy.default() has exactly the documented defaults in every section design section 4 lists."""
+    def test_documented_values(self):
+        """Policy.default() has exactly the defaults docs/policy.md documents in every section."""
         dumped = Policy.default().model_dump(mode="json")
         assert {
             "version": 1,
@@ -98,6 +122,11 @@ class TestDefaults:
             "labels": {},
             "overrides": {"block": []},
         } == {k: dumped[k] for k in ("version", "mail", "dlp", "teams", "labels", "overrides")}
+
+    def test_never_stale_without_max_age(self):
+        """Without snapshot.max_age (the default) no snapshot is stale, however old."""
+        assert (None, False) == (Policy.default().snapshot.max_age,
+                                 Policy.default().is_stale(dt.datetime(1970, 1, 2, tzinfo=dt.UTC), now=4e9))
 
     def test_classic(self):
         """Policy.classic() gives MTO members nothing internal users get, except chat and call."""
@@ -138,6 +167,22 @@ class TestErrors:
         assert (key, value) == (info.value.key, info.value.value)
         assert repr(value) in str(info.value) and allowed in str(info.value)
 
+    @pytest.mark.parametrize("value", [True, False, 1.0, "1"])
+    def test_version_is_the_integer_one(self, value):
+        """A version that only compares equal to 1 (True, 1.0) or looks like it is a PolicyError naming it."""
+        with pytest.raises(PolicyError) as info:
+            Policy.from_data({"version": value})
+        assert ("version", value, type(value)) == (info.value.key, info.value.value, type(info.value.value))
+        assert shown(value) in str(info.value) and "allowed: 1" in str(info.value)
+
+    @pytest.mark.parametrize("key", ["require_authentication", "accept_exchange_online_results"])
+    @pytest.mark.parametrize("value", [0, 1])
+    def test_int_is_not_a_bool(self, key, value):
+        """An integer where a boolean belongs is a PolicyError naming the key, not a truthy guess."""
+        with pytest.raises(PolicyError) as info:
+            Policy.from_data({"mail": {key: value}})
+        assert (f"mail.{key}", value) == (info.value.key, info.value.value)
+
     def test_wrong_bool_type(self):
         """A string where a boolean belongs is an error, not a truthy guess."""
         with pytest.raises(PolicyError, match="mail.require_authentication"):
@@ -159,7 +204,7 @@ class TestLabels:
     @pytest.mark.parametrize(("level", "rights"), [("Viewer", VIEWER), ("Reviewer", REVIEWER),
                                                    ("Co-Author", CO_AUTHOR), ("Co-Owner", CO_OWNER)])
     def test_permission_levels_expand(self, level, rights):
-        """Each permission level expands to the usage rights domain.md lists."""
+        """Each permission level expands to the usage rights docs/policy.md lists."""
         policy = Policy.from_data({"labels": {"L": {"guest": level}}})
         assert frozenset(rights) == policy.label_rights("L", Trust.GUEST)
 
@@ -180,11 +225,44 @@ class TestLabels:
             Policy.from_data({"labels": {"L": {"internal": "Viewer"}}}).label_rights("Secret", Trust.INTERNAL)
 
 
+    @pytest.mark.parametrize("label", [["C"], None, ("C",), 3])
+    def test_label_not_a_str(self, label):
+        """A label that is not a str is a PolicyError naming it (key labels), not a TypeError."""
+        with pytest.raises(PolicyError) as info:
+            Policy.from_data({"labels": {"C": {"internal": "Viewer"}}}).label_rights(label, Trust.INTERNAL)
+        assert ("labels", label) == (info.value.key, info.value.value)
+        assert shown(label) in str(info.value) and "'C'" in str(info.value)
+
+    def test_label_not_a_str_through_engine(self):
+        """The engine passes the policy's PolicyError on for a label that is not a str."""
+        with pytest.raises(PolicyError) as info:
+            TrustEngine(Snapshot.sample()).label_rights("megan@contoso.com", ["C"])
+        assert ("labels", ["C"]) == (info.value.key, info.value.value)
+
+
 class TestTeamsMinimum:
     def test_unknown_action(self):
         """An unknown Teams action is a PolicyError naming it and the allowed actions."""
         with pytest.raises(PolicyError, match="screen_share.*people_search"):
             Policy.default().teams_minimum("screen_share")
+
+    @pytest.mark.parametrize("action", [["chat"], None, 3, ("chat",)])
+    def test_action_not_a_str(self, action):
+        """A Teams action that is not a str is a PolicyError naming it and the allowed actions."""
+        with pytest.raises(PolicyError) as info:
+            Policy.default().teams_minimum(action)
+        assert ("teams", action) == (info.value.key, info.value.value)
+        assert shown(action) in str(info.value) and "people_search" in str(info.value)
+
+    def test_action_not_a_str_through_engine(self):
+        """The engine passes the policy's PolicyError on for a Teams action that is not a str."""
+        with pytest.raises(PolicyError) as info:
+            TrustEngine(Snapshot.sample()).teams("megan@contoso.com", ["chat"])
+        assert ("teams", ["chat"]) == (info.value.key, info.value.value)
+
+    def test_trust_member_minimum(self):
+        """A Teams minimum given as a Trust member is returned as that Trust."""
+        assert Trust.GUEST == Policy.from_data({"teams": {"presence": Trust.GUEST}}).teams_minimum("presence")
 
 
 class TestFingerprint:
@@ -232,6 +310,55 @@ class TestBlocked:
         """Address entries match the address, domain entries exactly that domain, *.domain it and subdomains."""
         domain = address.rpartition("@")[2]
         assert expected == policy.blocked(address, domain)
+
+
+    def test_block_entries_parsed_in_order(self, policy):
+        """block_entries lists every entry in order, classified and normalised."""
+        assert (("address", "ceo@partner.example"), ("domain", "exact.example"), ("wildcard", "wild.example"),
+                ("wildcard", "xn--mnchen-3ya.de")) == policy.block_entries
+
+    @pytest.mark.parametrize("trust", list(Trust))
+    def test_apply_blocks_address(self, policy, trust):
+        """apply makes a blocked address untrusted, whatever its trust, and adds the reason blocked."""
+        blocked = policy.apply(_resolution(trust, "ceo@partner.example"))
+        assert (Trust.UNTRUSTED, ("object_found", "blocked")) == (blocked.trust, blocked.reasons)
+
+    @pytest.mark.parametrize("address", ["cfo@partner.example", None])
+    def test_apply_leaves_unblocked_alone(self, policy, address):
+        """apply changes nothing for an address no entry names, or a resolution without an address."""
+        resolution = _resolution(Trust.MTO_MEMBER, address)
+        assert resolution == policy.apply(resolution)
+
+    @pytest.mark.parametrize(("trust", "expected"), [
+        (Trust.INTERNAL, (Trust.EXTERNAL, ("object_found", "snapshot_stale"))),
+        (Trust.MTO_MEMBER, (Trust.EXTERNAL, ("object_found", "snapshot_stale"))),
+        (Trust.GUEST, (Trust.EXTERNAL, ("object_found", "snapshot_stale"))),
+        (Trust.EXTERNAL, (Trust.EXTERNAL, ("object_found",))),
+        (Trust.UNTRUSTED, (Trust.UNTRUSTED, ("object_found",))),
+    ])
+    def test_apply_stale_caps_at_external(self, trust, expected):
+        """A stale snapshot caps trust above external at external (snapshot_stale) and leaves the rest alone."""
+        capped = Policy.default().apply(_resolution(trust), stale=True)
+        assert expected == (capped.trust, capped.reasons)
+
+    def test_apply_blocked_and_stale(self, policy):
+        """A blocked address stays untrusted when the snapshot is stale too: no staleness reason is added."""
+        capped = policy.apply(_resolution(Trust.INTERNAL, "ceo@partner.example"), stale=True)
+        assert (Trust.UNTRUSTED, ("object_found", "blocked")) == (capped.trust, capped.reasons)
+
+    @pytest.mark.parametrize("address", ["ceo@partner.example", "cfo@partner.example"])
+    @pytest.mark.parametrize("trust", list(Trust))
+    @pytest.mark.parametrize("stale", [False, True])
+    def test_apply_is_idempotent(self, policy, address, trust, stale):
+        """Applying the policy to its own result changes nothing (no second reason, no further cap)."""
+        once = policy.apply(_resolution(trust, address), stale=stale)
+        assert once == policy.apply(once, stale=stale)
+
+    @pytest.mark.parametrize(("age", "expected"), [(0, False), (86400, False), (86401, True), (10**7, True)])
+    def test_is_stale_after_max_age(self, age, expected):
+        """A snapshot is stale only once it is older than snapshot.max_age."""
+        policy = Policy.from_data({"snapshot": {"max_age": "24h"}})
+        assert expected == policy.is_stale(TAKEN_AT, now=TAKEN_AT.timestamp() + age)
 
 
 class TestTrustedAuthservIds:

@@ -20,9 +20,12 @@ from mtotrust.testing import (
     assert_rights,
     assert_tagged,
     assert_trust,
+    assertions,
     strategies,
 )
 from mtotrust.testing.invariants import INVARIANTS, by_name
+
+pytest_plugins = ["pytester"]
 
 LABELS = Policy.from_data({"labels": {"Confidential": {"internal": "Co-Author", "mto_member": "Viewer"}}})
 
@@ -123,6 +126,38 @@ class TestAssertions:
         assert_inside(engine, "cameron@fabrikam.com")
         with pytest.raises(AssertionError, match="NotInOrganization"):
             assert_inside(engine, ["pat@fabrikam.com"])
+
+    def test_failure_traceback_hides_the_helpers(self, pytester: pytest.Pytester) -> None:
+        """A failing helper's traceback ends at the test's line, without the helper's own source."""
+        pytester.makepyfile("""
+            import pytest
+            from mtotrust.testing import assert_allowed, assert_inside, assert_rights, assert_tagged, assert_trust
+
+            def test_trust(trust_engine):
+                assert_trust(trust_engine, "nora@northwindtraders.com", "mto_member")
+
+            def test_tagged(trust_engine):
+                assert_tagged(trust_engine, "cameron@fabrikam.com", tagged=False)
+
+            @pytest.mark.mtotrust(policy={"labels": {"C": {"mto_member": "Viewer"}}})
+            def test_rights(trust_engine):
+                assert_rights(trust_engine, "cameron@fabrikam.com", "C", "Co-Owner")
+
+            def test_allowed(trust_engine):
+                assert_allowed(trust_engine, "pat@fabrikam.com", "presence")
+
+            def test_inside(trust_engine):
+                assert_inside(trust_engine, ["pat@fabrikam.com"])
+            """)
+        result = pytester.runpytest("-p", "no:cacheprovider", "--tb=long")
+        result.assert_outcomes(failed=5)
+        result.stdout.fnmatch_lines(['>       assert_trust(trust_engine, "nora@northwindtraders.com", "mto_member")',
+                                     "E       AssertionError: expected 'nora@northwindtraders.com' to resolve *"])
+        helper_code = {line.strip() for line in Path(assertions.__file__).read_text(encoding="utf-8").splitlines()
+                       if line.startswith("    ") and "(" in line}
+        shown_code = {line.lstrip(" >").strip() for line in result.outlines if line.startswith((" ", ">"))}
+        assert ([], []) == ([line for line in result.outlines if "assertions.py" in line],
+                            sorted(shown_code & helper_code))
 
     def test_assert_policy_sound(self) -> None:
         """assert_policy_sound fails with the report, and ignore= leaves invariants out."""

@@ -1,6 +1,7 @@
 """Assertions about an engine's answers whose failure message carries the engine's explanation.
 
-Each returns the decision it checked, so a test can go on asserting about it.
+Each returns the decision it checked, so a test can go on asserting about it. Each hides its own frame from
+pytest's traceback (``__tracebackhide__``), so a failure shows the test's line, not the helper's.
 
 .. versionadded:: 0.1.0
 """
@@ -23,10 +24,9 @@ from mtotrust.model import (
     TeamsDecision,
     Trust,
 )
-from mtotrust.policy import PERMISSION_LEVELS
+from mtotrust.policy import expand_grant
 
 __all__ = ["assert_allowed", "assert_inside", "assert_rights", "assert_tagged", "assert_trust"]
-
 
 
 def _query(identity: IdentityLike, tenant_id: str | None) -> IdentityLike:
@@ -50,6 +50,7 @@ def assert_trust(engine: TrustEngine, identity: IdentityLike, expected: Trust | 
 
     .. versionadded:: 0.1.0
     """
+    __tracebackhide__ = True
     want = Trust(expected)
     resolution = engine.resolve(_query(identity, tenant_id))
     if resolution.trust != want:
@@ -67,6 +68,7 @@ def assert_tagged(engine: TrustEngine, sender: IdentityLike, auth: AuthInput = N
 
     .. versionadded:: 0.1.0
     """
+    __tracebackhide__ = True
     decision = engine.mail(sender, auth)
     if decision.tag_external != tagged:
         outcome = "tagged [External]" if tagged else "not tagged"
@@ -89,7 +91,8 @@ def assert_rights(engine: TrustEngine, identity: IdentityLike, label: str, expec
 
     .. versionadded:: 0.1.0
     """
-    want = PERMISSION_LEVELS[expected] if isinstance(expected, str) else frozenset(expected)
+    __tracebackhide__ = True
+    want = expand_grant(expected)
     decision = engine.label_rights(identity, label)
     if decision.rights != want:
         missing = ", ".join(sorted(want - decision.rights)) or "none"
@@ -105,6 +108,7 @@ def assert_allowed(engine: TrustEngine, identity: IdentityLike, action: str, *, 
 
     .. versionadded:: 0.1.0
     """
+    __tracebackhide__ = True
     decision = engine.teams(identity, action)
     if decision.allowed != allowed:
         raise _fail(f"expected Teams {action} with {identity!r} to be {'allowed' if allowed else 'denied'}, "
@@ -118,6 +122,7 @@ def assert_inside(engine: TrustEngine, recipients: Iterable[IdentityLike] | Iden
 
     .. versionadded:: 0.1.0
     """
+    __tracebackhide__ = True
     decision = engine.dlp(recipients)
     if decision.inside_organization != inside:
         raise _fail(f"expected DLP scope {'InOrganization' if inside else 'NotInOrganization'}, but it is "
