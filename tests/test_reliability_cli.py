@@ -104,6 +104,27 @@ def test_hostile_identities_are_answered_fail_closed_in_one_run() -> None:
         assert not report["teams"]["file_sharing"]
 
 
+def test_hostile_identities_from_a_file_are_answered_fail_closed(tmp_path: Path) -> None:
+    """What argv cannot carry, a --from file can (NUL, huge lines, bytes that are not UTF-8, a BOM, CRLF): every
+    line is answered in order, exit 0, never above external; an unreadable --from is exit 2 with one line."""
+    lines = [s.strip(" \t\r") for s in h.HOSTILE_STRINGS
+             if "\n" not in s and not any("\ud800" <= c <= "\udfff" for c in s)]
+    lines = [s for s in lines if s and h.hostile_cap(s) <= h.Trust.EXTERNAL]
+    path = tmp_path / "hostile.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(s.encode("utf-8") for s in lines) + b"\r\nx\xff\xfe@y.z\r\n")
+    proc = run("check", "--snapshot", SAMPLE, "--json", "--from", str(path))
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    reports = json.loads(proc.stdout)
+    assert [r["identity"] for r in reports[:-1]] == lines
+    assert reports[-1]["trust"] == "untrusted"
+    for report in reports:
+        assert report["trust"] in ("untrusted", "external"), report
+        assert report["mail"]["tag_external"] is True
+        assert report["dlp"]["inside_organization"] is False
+    assert_usage_error(run("check", "--snapshot", SAMPLE, "--from", str(tmp_path / "nope\nfile.txt")), "nope")
+
+
 def test_invalid_utf8_in_argv_is_answered_not_crashed() -> None:
     """Bytes that are not UTF-8 reach Python as lone surrogates (surrogateescape); on a UTF-8 terminal with
     strict errors (any non-C UTF-8 locale, or PYTHONIOENCODING=utf-8) printing them must not be exit 3."""

@@ -1,4 +1,4 @@
-"""Exhaustive verification, the invariant catalogue and ``lint_main`` (the engine of ``mtotrust lint``)."""
+"""Exhaustive verification, the invariant catalogue, the reference evaluator and the report ``mtotrust lint`` prints."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from mtotrust import Policy, Snapshot, Trust
 from mtotrust import engine as engine_module
-from mtotrust._verify import INVARIANTS, Facts, Report, enumerate_space, lint_main, reference_trust, verify
+from mtotrust._verify import INVARIANTS, Facts, Report, enumerate_space, reference_trust, verify
 from mtotrust.resolve import resolve_address as real_resolve_address
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,8 +108,8 @@ class TestPolicyInvariants:
 class TestDifferential:
     """The reference evaluator and the differential check catch a broken engine."""
 
-    def test_reference_reads_the_design(self) -> None:
-        """A few points of the space, straight from design section 3."""
+    def test_reference_reads_the_rules(self) -> None:
+        """A few points of the space, straight from the resolution rules (docs/concepts.md)."""
         assert reference_trust(Facts("active")) == Trust.MTO_MEMBER
         assert reference_trust(Facts("removed")) == Trust.GUEST
         assert reference_trust(Facts("active", enabled=None)) == Trust.EXTERNAL
@@ -135,55 +135,43 @@ class TestDifferential:
         assert {"inactive_tenant_capped", "mto_member_needs_evidence", "reference_agrees"} <= set(violated)
 
 
-class TestLintMain:
-    """lint_main: exit codes, text and JSON output, one-line errors."""
+class TestReportOutput:
+    """The report's text and JSON (what ``mtotrust lint`` prints), and a verifier that needs no extra."""
 
-    def test_good(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """A sound policy exits 0 and says all invariants hold."""
-        assert lint_main(str(GOOD), None, as_json=False) == 0
-        assert "all invariants hold." in capsys.readouterr().out
+    def test_good_text(self) -> None:
+        """A sound policy's report says all invariants hold."""
+        report = verify(Policy.load(GOOD))
+        assert report.format().endswith("all invariants hold.")
+        assert all(line.startswith(("verified policy ", "ok   ", "all ")) for line in report.format().splitlines())
 
-    def test_bad(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """The seeded bad policy exits 1 with its counterexample."""
-        assert lint_main(str(BAD), None, as_json=False) == 1
-        out = capsys.readouterr().out
+    def test_bad_text(self, bad_report: Report) -> None:
+        """The seeded bad policy's report shows each failure with its counterexample."""
+        out = bad_report.format()
         assert "FAIL guest_mail_tagged" in out
         assert "u00@pending-absent.example" in out
+        assert out.endswith("3 invariant(s) violated.")
 
-    def test_json(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """--json prints one JSON document with the findings."""
-        assert lint_main(str(BAD), str(ROOT / "mtotrust" / "sample"), as_json=True) == 1
-        data = json.loads(capsys.readouterr().out)
+    def test_json(self) -> None:
+        """to_dict is one JSON-ready document with the findings and their explanations."""
+        report = verify(Policy.load(BAD), Snapshot.sample())
+        data = json.loads(json.dumps(report.to_dict(), ensure_ascii=False))
         assert data["ok"] is False
         assert [f["invariant"] for f in data["findings"]] == ["inactive_tenant_tagged", "guest_mail_tagged",
                                                                "monotonic_label_rights"]
         assert data["findings"][0]["explanation"]
-
-    @pytest.mark.parametrize("content", ['[mail]\nuntaged_at = "guest"\n', "not toml ["])
-    def test_bad_input(self, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str) -> None:
-        """A bad policy file exits 2 with exactly one line on stderr."""
-        path = tmp_path / "p.toml"
-        path.write_text(content, encoding="utf-8")
-        assert lint_main(str(path), None, as_json=False) == 2
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1
-        assert err.startswith("mtotrust lint: ")
-
-    def test_bad_snapshot(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        """A missing snapshot exits 2 naming it."""
-        assert lint_main(str(GOOD), str(tmp_path / "nope"), as_json=False) == 2
-        assert "nope" in capsys.readouterr().err
+        assert data["checked"] == [i.name for i in INVARIANTS]
 
     def test_works_without_hypothesis(self) -> None:
-        """lint needs no extra: it runs with hypothesis unimportable."""
+        """The verifier needs no extra: it runs with hypothesis unimportable."""
         code = (
             "import sys\n"
             "class B:\n"
             "    def find_spec(self, name, path=None, target=None):\n"
             "        if name.split('.')[0] == 'hypothesis': raise ImportError(name)\n"
             "sys.meta_path.insert(0, B())\n"
-            "from mtotrust._verify import lint_main\n"
-            f"sys.exit(lint_main({str(BAD)!r}, None, as_json=False))\n"
+            "from mtotrust import Policy\n"
+            "from mtotrust._verify import verify\n"
+            f"sys.exit(0 if verify(Policy.load({str(BAD)!r})).violated() else 5)\n"
         )
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-        assert result.returncode == 1, result.stderr
+        assert result.returncode == 0, result.stderr

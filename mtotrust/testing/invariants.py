@@ -5,7 +5,7 @@ enumerates the finite attribute space that decides trust, evaluates the real eng
 app, checks every invariant and compares each answer with an independent reference evaluator; every violated
 invariant is reported with a minimal counterexample and its explanation.
 
-The implementation lives in the private, hypothesis-free module ``mtotrust._verify`` so that ``mtotrust lint``
+The implementation lives in the private, hypothesis-free package ``mtotrust._verify`` so that ``mtotrust lint``
 works on a plain install; this module is its public face.
 
 .. versionadded:: 0.1.0

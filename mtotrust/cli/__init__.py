@@ -1,0 +1,105 @@
+"""The ``mtotrust`` command: ``demo``, ``check`` and ``lint``.
+
+``main`` parses the command line and runs one sub-command. Each sub-command lives in its own module
+(:mod:`~mtotrust.cli.demo`, :mod:`~mtotrust.cli.check`, :mod:`~mtotrust.cli.lint`), imported only when that
+command runs, so ``mtotrust --help`` and ``mtotrust COMMAND --help`` cost little more than ``import mtotrust``.
+
+Exit codes: 0 success; 1 the command ran and found problems; 2 bad usage or input (one line on stderr naming the
+problem, never a traceback); 3 internal error. Where ``--snapshot`` is omitted the bundled sample MTO is used,
+and stderr says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from mtotrust._version import __version__
+from mtotrust.cli._common import UsageError, name_command, run_guarded
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+# The sub-commands, imported when they run (never for --help).
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from mtotrust.cli import demo
+
+    return demo.run(args)
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from mtotrust.cli import check
+
+    return check.run(args)
+
+
+def _run_lint(args: argparse.Namespace) -> int:
+    from mtotrust.cli import lint
+
+    return lint.run(args)
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog="mtotrust", description="Decide how far to trust an external identity in a Microsoft "
+                     "365 multi-tenant organization.")
+    parser.add_argument("--version", action="version", version=f"mtotrust {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = sub.add_parser("demo", help="resolve the sample identities of the bundled MTO and show every app's "
+                          "decision")
+    demo.add_argument("--policy", help="policy file (TOML or JSON); default: the sample's policy")
+    demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    demo.set_defaults(run=_run_demo)
+
+    check = sub.add_parser("check", help="resolve identities and show every app's decision",
+                           description="Resolve each identity against the snapshot and show every app's decision. "
+                           "Identities come from the arguments, then from --from (one per line).")
+    check.add_argument("identities", nargs="*", metavar="IDENTITY", help="an address (mail sender, recipient, "
+                       "Teams user)")
+    check.add_argument("--from", dest="from_file", metavar="FILE", help="also read identities from FILE, one per "
+                       "line ('-': standard input); blank lines and blanks around an identity are skipped")
+    check.add_argument("--snapshot", help="snapshot folder or .sqlite store; default: the bundled sample")
+    check.add_argument("--policy", help="policy file (TOML or JSON); default: Policy.default()")
+    check.add_argument("--auth", action="append", metavar="HEADER", help="raw Authentication-Results value; "
+                       "repeat in message order, topmost first")
+    check.add_argument("--tenant-id", help="the home tenant id the app knows (as Teams does)")
+    check.add_argument("--json", action="store_true", help="print a JSON array, one object per identity")
+    check.add_argument("--explain", action="store_true", help="print the full explanation of each identity")
+    check.set_defaults(run=_run_check)
+
+    lint = sub.add_parser("lint", help="validate a policy and verify it exhaustively against the invariant "
+                          "catalogue (exit 1 on violations)")
+    lint.add_argument("policy", metavar="POLICY", help="policy file (TOML or JSON)")
+    lint.add_argument("--snapshot", help="also verify against this snapshot (folder or .sqlite); default: the "
+                      "synthetic attribute space only")
+    lint.add_argument("--json", action="store_true", help="print findings as JSON")
+    lint.set_defaults(run=_run_lint)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``mtotrust`` command on ``argv`` (default: ``sys.argv[1:]``); return its exit code.
+
+    ``--help`` and ``--version`` print and raise :exc:`SystemExit` (code 0), as :mod:`argparse` does.
+    """
+    # An argument that is not valid UTF-8 arrives with surrogate escapes; echo it back escaped, never crash.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+    def body() -> int:
+        args = _parser().parse_args(argv)
+        name_command(args.command)
+        code: int = args.run(args)
+        return code
+
+    return run_guarded(body, program=argv is None)
