@@ -500,8 +500,9 @@ def bench_size(n: int, seed: int, n_queries: int, quick: bool, cedar_big: bool =
     res["extra"]["cached_p50_us"], res["extra"]["cached_p99_us"] = p50, p99
     res["extra"]["threads4_uncached_per_s"] = threaded(uncached, queries)
     res["extra"]["threads4_cached_per_s"] = threaded(cached, queries)
-    res["extra"]["cache_stats"] = {k: v for k, v in engine_c.stats().items()
-                                   if k in ("cache_hits", "cache_misses", "cache_entries")}
+    stats = engine_c.stats()
+    res["extra"]["cache_stats"] = {"cache_hits": stats.cache_hits, "cache_misses": stats.cache_misses,
+                                   "cache_entries": stats.cache_entries}
     log("latency/threads done")
 
     # -- delta -------------------------------------------------------------------------------------------------

@@ -98,17 +98,23 @@ def mail(resolution: Resolution, auth: AuthInput, policy: Policy, *, sender_doma
     reasons += ("tagged_below_untagged_at",) if tag else ("untagged",)
     return MailDecision(tag_external=tag, trust=trust, authenticated=authenticated,
                         reasons=resolution.reasons + reasons, resolution=resolution,
-                        subject_tag=policy.mail.subject_tag if tag else "")
+                        subject_tag=policy.mail.subject_tag if tag else "", snapshot_id=resolution.snapshot_id,
+                        policy_fingerprint=policy.fingerprint)
 
 
-def dlp(recipients: tuple[Resolution, ...], policy: Policy) -> DlpDecision:
-    """Decide whether sharing with ``recipients`` stays inside the organization (true for none)."""
+def dlp(recipients: tuple[Resolution, ...], policy: Policy, *, snapshot_id: str) -> DlpDecision:
+    """Decide whether sharing with ``recipients`` stays inside the organization (true for none).
+
+    ``snapshot_id`` is the id of the snapshot the recipients were resolved against.
+    """
     inside_at = Trust(policy.dlp.inside_at)
     if not recipients:
-        return DlpDecision(inside_organization=True, recipients=(), reasons=("no_recipients",))
+        return DlpDecision(inside_organization=True, recipients=(), reasons=("no_recipients",),
+                           snapshot_id=snapshot_id, policy_fingerprint=policy.fingerprint)
     outside = any(r.trust < inside_at for r in recipients)
     return DlpDecision(inside_organization=not outside, recipients=recipients,
-                       reasons=("recipient_below_inside_at",) if outside else ("all_recipients_inside",))
+                       reasons=("recipient_below_inside_at",) if outside else ("all_recipients_inside",),
+                       snapshot_id=snapshot_id, policy_fingerprint=policy.fingerprint)
 
 
 def label_rights(resolution: Resolution, label: str, policy: Policy) -> LabelDecision:
@@ -120,7 +126,8 @@ def label_rights(resolution: Resolution, label: str, policy: Policy) -> LabelDec
     rights = policy.label_rights(label, resolution.trust)
     return LabelDecision(label=label, rights=rights, trust=resolution.trust,
                          reasons=resolution.reasons + (("label_rights_granted",) if rights else ("label_no_rights",)),
-                         resolution=resolution)
+                         resolution=resolution, snapshot_id=resolution.snapshot_id,
+                         policy_fingerprint=policy.fingerprint)
 
 
 def teams(resolution: Resolution, action: str, policy: Policy) -> TeamsDecision:
@@ -132,5 +139,6 @@ def teams(resolution: Resolution, action: str, policy: Policy) -> TeamsDecision:
     allowed = resolution.trust >= policy.teams_minimum(action)
     return TeamsDecision(action=action, allowed=allowed, trust=resolution.trust,
                          reasons=resolution.reasons + (("teams_allowed",) if allowed else ("teams_below_minimum",)),
-                         resolution=resolution)
+                         resolution=resolution, snapshot_id=resolution.snapshot_id,
+                         policy_fingerprint=policy.fingerprint)
 

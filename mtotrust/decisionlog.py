@@ -71,7 +71,7 @@ class DecisionLog:
             return text
         return "hmac:" + hmac.new(self._salt, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
 
-    def record(self, decision: AppDecision, *, generation: int, policy_fingerprint: str) -> None:
+    def record(self, decision: AppDecision) -> None:
         """Append one line for ``decision``. Never raises."""
         try:
             app, word = outcome(decision)
@@ -82,8 +82,8 @@ class DecisionLog:
                 "trust": decision.trust.value,
                 "outcome": word,
                 "reasons": list(decision.reasons),
-                "snapshot_generation": generation,
-                "policy_fingerprint": policy_fingerprint,
+                "snapshot_id": decision.snapshot_id,
+                "policy_fingerprint": decision.policy_fingerprint,
                 "identities": [self.identity(r.address or r.identity) for r in _resolutions(decision)],
             }
             text = json.dumps(line, ensure_ascii=True) + "\n"

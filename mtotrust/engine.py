@@ -23,9 +23,10 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, TypeVar
 
+import attrs
 import cachetools
 
 from mtotrust import apps
@@ -49,7 +50,7 @@ from mtotrust.policy import Policy
 from mtotrust.resolve import resolve, resolve_address
 from mtotrust.snapshot import Snapshot
 
-__all__ = ["DEFAULT_CACHE_SIZE", "TrustEngine"]
+__all__ = ["DEFAULT_CACHE_SIZE", "EngineStats", "TrustEngine"]
 
 DEFAULT_CACHE_SIZE = 65_536
 """Entries kept by the decision cache unless ``cache_size`` says otherwise."""
@@ -61,27 +62,55 @@ _MISS_DOMAINS = 65_536  # domains whose miss answer is kept per state
 _D = TypeVar("_D", LabelDecision, TeamsDecision)
 
 
+@attrs.frozen(slots=True)
+class EngineStats:
+    """What :meth:`TrustEngine.stats` reports.
+
+    Counters are updated without a lock: under many threads they are close, not exact.
+
+    .. versionadded:: 0.1.0
+    """
+
+    cache_hits: int
+    """Calls answered from the bounded cache."""
+    cache_misses: int
+    """Calls the bounded cache could not answer (not counted for precomputed answers, nor without a cache)."""
+    cache_entries: int
+    cache_size: int
+    precomputed_answers: int
+    """Per-snapshot answers kept for indexed addresses."""
+    decisions: Mapping[str, int]
+    """Decisions by ``app:outcome`` (``mail:untagged``, ``dlp:NotInOrganization`` ...)."""
+    snapshot_generation: int
+    snapshot_id: str
+    snapshot_age_seconds: float
+    policy_fingerprint: str
+
+
 class _State:
     """One consistent view: a snapshot, a policy, and what was computed from exactly those two."""
 
     __slots__ = ("answers", "cache", "changed", "fingerprint", "generation", "inherited", "lock", "misses", "policy",
-                 "snapshot", "stale_after")
+                 "snapshot", "snapshot_id", "stale_after")
 
     def __init__(self, snapshot: Snapshot, policy: Policy, cache_size: int) -> None:
         self.snapshot = snapshot
         self.policy = policy
         self.generation = snapshot.generation
+        self.snapshot_id = snapshot.id
         self.fingerprint = policy.fingerprint
-        self.answers: dict[str, Resolution] = {}
+        # Resolutions of indexed addresses, keyed by their normal form (which is also how a caller writes them).
+        self.answers: dict[object, Resolution] = {}
         # How an address that no object carries resolves at a domain: (trust, reasons, home). It depends only on
         # the domain, so it is learned from the resolver once per domain (bounded: unknown domains are many).
         self.misses: dict[str, tuple[Trust, tuple[str, ...], str | None]] = {}
         # After a delta: the previous state's answers, valid for every address the delta did not touch.
-        self.inherited: dict[str, Resolution] = {}
+        self.inherited: dict[object, Resolution] = {}
         self.changed: frozenset[str] = frozenset()
         self.cache: _Cache | None = _Cache(cache_size) if cache_size > 0 else None
         self.lock = threading.Lock()  # cachetools caches are not thread-safe for writes
         max_age = policy.snapshot.max_age_seconds
+        # when the snapshot turns stale (Policy.is_stale, precomputed: it is checked on every call)
         self.stale_after: float | None = None if max_age is None else snapshot.taken_at.timestamp() + max_age
 
     def inherit(self, previous: _State) -> None:
@@ -108,12 +137,11 @@ class _State:
         """Resolve ``key`` (= ``local@domain``, not among the answers yet) and keep it if it is an answer."""
         found = self.inherited.get(key)
         if found is not None and key not in self.changed and found.address not in self.changed:
-            self.answers[key] = found
+            found = self.answers[key] = attrs.evolve(found, snapshot_id=self.snapshot_id)
             return found
         miss = self.misses.get(domain)
         if miss is not None and not self.snapshot.lookup(key) and _EXT not in local:
-            found = Resolution(key, miss[0], miss[1], key, None, miss[2])
-            return self.policy.apply(found) if self.policy.overrides.block else found
+            return self.policy.apply(Resolution(key, miss[0], miss[1], key, None, miss[2], None, self.snapshot_id))
         found = resolve_address(self.snapshot, local, domain)  # may raise IdentityError (#EXT#)
         if found.user is not None or "ambiguous_match" in found.reasons:  # an indexed address: finite
             found = self.answers[key] = self.policy.apply(found)
@@ -124,17 +152,11 @@ class _State:
             self.misses[domain] = (found.trust, found.reasons, found.home_tenant_id)
         return self.policy.apply(found)
 
-    def put(self, key: Hashable | None, value: Any) -> None:
-        """Store ``value`` in the bounded cache (if any; a ``None`` key is not stored)."""
-        if self.cache is not None and key is not None:
+    def put(self, key: Hashable, value: Any) -> None:
+        """Store ``value`` in the bounded cache (if any)."""
+        if self.cache is not None:
             with self.lock:
                 self.cache[key] = value
-
-    def cached(self, key: Hashable | None) -> Any:
-        """Return the cached value for ``key`` or ``None`` (lock-free; staleness is not applied here)."""
-        if self.cache is None or key is None or self.stale_after is not None:
-            return None
-        return self.cache.view.get(key)
 
 
 class _Cache(cachetools.FIFOCache[Hashable, Any]):
@@ -158,9 +180,10 @@ class _Cache(cachetools.FIFOCache[Hashable, Any]):
 
 
 def _cacheable(identity: object) -> bool:
-    if identity.__class__ is str:
-        return len(identity) <= MAX_ADDRESS_LENGTH + 16
-    return (isinstance(identity, Identity) and isinstance(identity.address, str)
+    """Whether an identity may be a cache key: a str or an Identity of bounded size (else it is not kept)."""
+    if isinstance(identity, str):
+        return identity.__class__ is str and len(identity) <= MAX_ADDRESS_LENGTH + 16
+    return (identity.__class__ is Identity and isinstance(identity, Identity) and isinstance(identity.address, str)
             and len(identity.address) <= MAX_ADDRESS_LENGTH + 16
             and (identity.tenant_id is None or (isinstance(identity.tenant_id, str) and len(identity.tenant_id) < 64)))
 
@@ -228,80 +251,63 @@ class TrustEngine:
             new.inherit(old)
             self._state = new
 
-    def stats(self) -> dict[str, Any]:
-        """Return cache hits and misses, decisions by app and outcome, and the snapshot's generation and age.
-
-        Counters are updated without a lock: under many threads they are close, not exact.
-        """
+    def stats(self) -> EngineStats:
+        """Return cache hits and misses, decisions by app and outcome, and the snapshot's id, generation and age."""
         state = self._state
-        return {
-            "cache_hits": self._hits,
-            "cache_misses": self._misses,
-            "cache_entries": len(state.cache) if state.cache is not None else 0,
-            "cache_size": self._cache_size,
-            "precomputed_answers": len(state.answers),
-            "decisions": {f"{app}:{word}": n for (app, word), n in sorted(self._outcomes.items())},
-            "snapshot_generation": state.generation,
-            "snapshot_age_seconds": round(time.time() - state.snapshot.taken_at.timestamp(), 3),
-            "policy_fingerprint": state.fingerprint,
-        }
+        return EngineStats(
+            cache_hits=self._hits, cache_misses=self._misses,
+            cache_entries=len(state.cache) if state.cache is not None else 0, cache_size=self._cache_size,
+            precomputed_answers=len(state.answers),
+            decisions={f"{app}:{word}": n for (app, word), n in sorted(self._outcomes.items())},
+            snapshot_generation=state.generation, snapshot_id=state.snapshot_id,
+            snapshot_age_seconds=round(time.time() - state.snapshot.taken_at.timestamp(), 3),
+            policy_fingerprint=state.fingerprint,
+        )
 
     # -- resolution ----------------------------------------------------------------------------------------
 
     def _resolve_in(self, state: _State, identity: IdentityLike) -> Resolution:
-        """Resolve against one state: precomputed answer, then cache, then the resolver."""
-        if identity.__class__ is str:
-            text = identity.strip(" \t")
-            if text.isascii():
-                # For ASCII, a valid address's normal form is its lower-case form, and the answers hold only
-                # valid normal forms: a hit proves validity too.
-                lowered = text.lower()
-                found = state.answers.get(lowered)
-                if found is None:
-                    found = self._ascii_miss(state, lowered)
-                if found is not None:
-                    return found if state.stale_after is None else _stale(state, found)
-                return self._resolve_slow(state, identity, counted=state.cache is not None)
-        return self._resolve_slow(state, identity, counted=False)
+        """Resolve against one state, keyed by the identity as given (the one key shape of every lookup).
 
-    def _ascii_miss(self, state: _State, lowered: str) -> Resolution | None:
-        """Answer a lower-cased ASCII identity that is not a precomputed answer; ``None``: use the resolver."""
-        cache = state.cache
-        if cache is not None:
-            found = cache.view.get(lowered)
+        First a precomputed answer (an indexed address written in normal form: one dict lookup), then the bounded
+        cache, then :meth:`_compute`. Only a str or an :class:`Identity` is ever a key.
+        """
+        cls = identity.__class__
+        if cls is str or cls is Identity:
+            try:
+                found = state.answers.get(identity)
+                if found is None and state.cache is not None:
+                    found = state.cache.view.get(identity)
+                    if found is None:
+                        self._misses += 1
+                    else:
+                        self._hits += 1
+            except TypeError:  # an Identity holding something unhashable: invalid, and never a key
+                found = None
             if found is not None:
-                self._hits += 1
-                return found  # type: ignore[no-any-return]
-            self._misses += 1
-        parts = split_plain_ascii(lowered)
-        if parts is None:
-            return None
-        try:
-            found = state.compute(parts[0], parts[1], lowered)
-        except IdentityError:  # a malformed #EXT# name: the resolver says invalid_identity
-            return None
-        if cache is not None:
-            state.put(lowered, found)
-        return found
-
-    def _resolve_slow(self, state: _State, identity: IdentityLike, *, counted: bool) -> Resolution:
-        """Resolve any identity (non-ASCII, with a tenant id, invalid) through the full resolver."""
-        cache = state.cache
-        cacheable = _cacheable(identity)
-        # Text taken here is keyed apart from the lower-cased keys of _ascii_miss: an invalid identity keeps the
-        # text as given, so "X" and "x" must not share an entry.
-        key = ("text", identity) if identity.__class__ is str else identity
-        if cacheable and cache is not None:
-            found = cache.view.get(key)
-            if found is not None:
-                self._hits += 1
                 return found if state.stale_after is None else _stale(state, found)
-            if not counted:
-                self._misses += 1
-        found = resolve(state.snapshot, identity, answer=state.answer)
-        if cacheable:
-            state.put(key, found)
+        found = self._compute(state, identity)
+        if state.cache is not None and _cacheable(identity) and identity not in state.answers:
+            state.put(identity, found)
         return found if state.stale_after is None else _stale(state, found)
+
+    @staticmethod
+    def _compute(state: _State, identity: IdentityLike) -> Resolution:
+        """Resolve an identity that is not a key yet: the plain-ASCII fast path, else the full resolver.
+
+        For a plain ASCII address every normalisation rule reduces to trimming and lower-casing
+        (:func:`~mtotrust.address.split_plain_ascii`), so its answer is looked up directly; anything else (non-ASCII,
+        a tenant id, invalid input) goes through :func:`~mtotrust.resolve.resolve`, the readable path this one is
+        pinned to by the tests.
+        """
+        if identity.__class__ is str:
+            parts = split_plain_ascii(identity.strip(" \t"))
+            if parts is not None:
+                try:
+                    return state.answer(*parts)
+                except IdentityError:  # a malformed #EXT# name: the resolver says invalid_identity
+                    pass
+        return resolve(state.snapshot, identity, state.policy, answer=state.answer)
 
     def resolve(self, identity: IdentityLike) -> Resolution:
         """Resolve an address (or :class:`Identity` with a home ``tenant_id``) against the snapshot."""
@@ -312,7 +318,9 @@ class TrustEngine:
 
         All answers come from the same state, even if :meth:`update` runs meanwhile.
         """
-        state = self._state
+        return self._resolve_many_in(self._state, identities)
+
+    def _resolve_many_in(self, state: _State, identities: Iterable[IdentityLike]) -> list[Resolution]:
         seen: dict[object, Resolution] = {}
         results = []
         for identity in identities:
@@ -329,21 +337,23 @@ class TrustEngine:
 
     # -- the apps ------------------------------------------------------------------------------------------
 
-    def _record(self, state: _State, decision: AppDecision) -> None:
+    def _record(self, decision: AppDecision) -> None:
         self._outcomes[outcome(decision)] += 1
         if self._log is not None:
-            self._log.record(decision, generation=state.generation, policy_fingerprint=state.fingerprint)
+            self._log.record(decision)
 
     def _decided(self, state: _State, key: tuple[str, object, object], identity: object, name: object,
                  decide: Callable[[], _D]) -> _D:
         """Return a cached Teams or label decision, or make, cache and return it; record it either way."""
-        cacheable = _cacheable(identity) and isinstance(name, str)
-        decision: _D | None = state.cached(key) if cacheable else None
+        # Not cached while snapshot.max_age is set: the decision would not see the snapshot turn stale.
+        cacheable = (state.cache is not None and state.stale_after is None and _cacheable(identity)
+                     and isinstance(name, str))
+        decision: _D | None = state.cache.view.get(key) if cacheable else None  # type: ignore[union-attr]
         if decision is None:
             decision = decide()
             if cacheable:
                 state.put(key, decision)
-        self._record(state, decision)
+        self._record(decision)
         return decision
 
     def mail(self, sender: IdentityLike, auth: apps.AuthInput = None) -> MailDecision:
@@ -362,8 +372,8 @@ class TrustEngine:
             decision = apps.mail(resolution, auth, state.policy, sender_domain=domain, local=local,
                                  protected=protected)
         except Exception as exc:  # noqa: BLE001 - mail flow must never stop, and an error never raises trust
-            decision = _failed_mail(sender, state.policy, exc)
-        self._record(state, decision)
+            decision = _failed_mail(sender, state, exc)
+        self._record(decision)
         return decision
 
     def dlp(self, recipients: Iterable[IdentityLike] | IdentityLike) -> DlpDecision:
@@ -375,11 +385,13 @@ class TrustEngine:
         try:
             items: Iterable[IdentityLike] = (
                 (recipients,) if isinstance(recipients, (str, Identity)) else recipients)
-            decision = apps.dlp(tuple(self.resolve_many(items)), state.policy)
+            decision = apps.dlp(tuple(self._resolve_many_in(state, items)), state.policy,
+                                snapshot_id=state.snapshot_id)
         except Exception as exc:  # noqa: BLE001 - DLP must never let content out because of an error
             _log.error("mtotrust: %s while deciding DLP scope; failing closed", type(exc).__name__)
-            decision = DlpDecision(inside_organization=False, recipients=(), reasons=("internal_error",))
-        self._record(state, decision)
+            decision = DlpDecision(inside_organization=False, recipients=(), reasons=("internal_error",),
+                                   snapshot_id=state.snapshot_id, policy_fingerprint=state.fingerprint)
+        self._record(decision)
         return decision
 
     def label_rights(self, identity: IdentityLike, label: str) -> LabelDecision:
@@ -415,10 +427,12 @@ def _stale(state: _State, resolution: Resolution) -> Resolution:
     return state.policy.apply(resolution, stale=True)
 
 
-def _failed_mail(sender: object, policy: Policy, exc: Exception) -> MailDecision:
+def _failed_mail(sender: object, state: _State, exc: Exception) -> MailDecision:
     _log.error("mtotrust: %s while deciding mail tagging; failing closed", type(exc).__name__)
     text = sender.address if isinstance(sender, Identity) else sender
     resolution = Resolution(identity=text if isinstance(text, str) else repr(text), trust=Trust.UNTRUSTED,
-                            reasons=("internal_error",))
+                            reasons=("internal_error",), snapshot_id=state.snapshot_id,
+                            policy_fingerprint=state.fingerprint)
     return MailDecision(tag_external=True, trust=Trust.UNTRUSTED, authenticated=False, reasons=("internal_error",),
-                        resolution=resolution, subject_tag=policy.mail.subject_tag)
+                        resolution=resolution, subject_tag=state.policy.mail.subject_tag,
+                        snapshot_id=state.snapshot_id, policy_fingerprint=state.fingerprint)

@@ -145,6 +145,7 @@ class MailAuth:
 
 
 def _identity_dict(resolution: Resolution) -> dict[str, Any]:
+    """Return the fields of a resolution that a decision's ``to_dict`` nests (the origin is the decision's)."""
     return {
         "identity": resolution.identity,
         "address": resolution.address,
@@ -162,7 +163,8 @@ class Resolution:
     ``identity`` is the identity asked about in normal form (for an invalid one, the text as given),
     ``address`` the address looked up (``None`` when invalid; the home address of a decoded ``#EXT#`` name),
     ``user`` the matched directory object, ``home_tenant_id`` the tenant its domain maps to, ``tenant_id`` the
-    home tenant id the caller gave.
+    home tenant id the caller gave. ``snapshot_id`` (the snapshot's ``Snapshot.id``) and ``policy_fingerprint``
+    say what it was decided from, so it can be reproduced later.
 
     .. versionadded:: 0.1.0
     """
@@ -174,10 +176,13 @@ class Resolution:
     user: DirectoryUser | None = None
     home_tenant_id: str | None = None
     tenant_id: str | None = None
+    snapshot_id: str = ""
+    policy_fingerprint: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return _identity_dict(self)
+        return {**_identity_dict(self), "snapshot_id": self.snapshot_id,
+                "policy_fingerprint": self.policy_fingerprint}
 
 
 @attrs.frozen(slots=True)
@@ -193,6 +198,8 @@ class MailDecision:
     reasons: tuple[str, ...]
     resolution: Resolution
     subject_tag: str = ""
+    snapshot_id: str = ""
+    policy_fingerprint: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -204,6 +211,8 @@ class MailDecision:
             "subject_tag": self.subject_tag,
             "reasons": list(self.reasons),
             "sender": _identity_dict(self.resolution),
+            "snapshot_id": self.snapshot_id,
+            "policy_fingerprint": self.policy_fingerprint,
         }
 
 
@@ -217,6 +226,8 @@ class DlpDecision:
     inside_organization: bool
     recipients: tuple[Resolution, ...]
     reasons: tuple[str, ...]
+    snapshot_id: str = ""
+    policy_fingerprint: str = ""
 
     @property
     def access_scope(self) -> str:
@@ -236,6 +247,8 @@ class DlpDecision:
             "access_scope": self.access_scope,
             "reasons": list(self.reasons),
             "recipients": [_identity_dict(r) for r in self.recipients],
+            "snapshot_id": self.snapshot_id,
+            "policy_fingerprint": self.policy_fingerprint,
         }
 
 
@@ -251,6 +264,8 @@ class LabelDecision:
     trust: Trust
     reasons: tuple[str, ...]
     resolution: Resolution
+    snapshot_id: str = ""
+    policy_fingerprint: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (rights sorted)."""
@@ -261,6 +276,8 @@ class LabelDecision:
             "trust": self.trust.value,
             "reasons": list(self.reasons),
             "identity": _identity_dict(self.resolution),
+            "snapshot_id": self.snapshot_id,
+            "policy_fingerprint": self.policy_fingerprint,
         }
 
 
@@ -276,6 +293,8 @@ class TeamsDecision:
     trust: Trust
     reasons: tuple[str, ...]
     resolution: Resolution
+    snapshot_id: str = ""
+    policy_fingerprint: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -286,6 +305,8 @@ class TeamsDecision:
             "trust": self.trust.value,
             "reasons": list(self.reasons),
             "identity": _identity_dict(self.resolution),
+            "snapshot_id": self.snapshot_id,
+            "policy_fingerprint": self.policy_fingerprint,
         }
 
 

@@ -285,9 +285,12 @@ class Policy(BaseModel):
         """Return ``resolution`` with the policy's own effects on it: the one place they are applied.
 
         ``overrides.block`` makes a blocked address ``untrusted`` (reason ``blocked``); ``stale`` (see
-        :meth:`is_stale`) caps trust at ``external`` (reason ``snapshot_stale``). Applying twice changes nothing,
-        so a caller may apply the block when it computes an answer and the staleness cap when it serves it.
+        :meth:`is_stale`) caps trust at ``external`` (reason ``snapshot_stale``); the result carries this
+        policy's :attr:`fingerprint` as ``policy_fingerprint``. Applying twice changes nothing, so a caller may
+        apply the block when it computes an answer and the staleness cap when it serves it.
         """
+        if resolution.policy_fingerprint != self._fingerprint:
+            resolution = attrs.evolve(resolution, policy_fingerprint=self._fingerprint)
         reasons = resolution.reasons
         address = resolution.address
         if (self._block_entries and address is not None and "blocked" not in reasons

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import attrs
+
 from mtotrust.address import normalize_address, split_ext_upn
 from mtotrust.errors import IdentityError
-from mtotrust.model import DirectoryUser, Identity, Resolution, Trust
+from mtotrust.explain import CAPS
+from mtotrust.model import DirectoryUser, Identity, IdentityLike, Resolution, Trust
+from mtotrust.policy import Policy
 from mtotrust.snapshot import Snapshot
 
 __all__ = ["check_tenant_id", "home_tenant", "parse_identity", "resolve", "resolve_address"]
@@ -42,33 +46,48 @@ def home_tenant(snapshot: Snapshot, domain: str) -> str | None:
     return snapshot.domain_tenants.get(domain)
 
 
-def _invalid(identity: object, tenant_id: object) -> Resolution:
+def _invalid(identity: object, tenant_id: object, snapshot_id: str) -> Resolution:
     text = identity if isinstance(identity, str) else repr(identity)
     return Resolution(identity=text, trust=_UNTRUSTED, reasons=("invalid_identity",),
-                      tenant_id=tenant_id if isinstance(tenant_id, str) else None)
+                      tenant_id=tenant_id if isinstance(tenant_id, str) else None, snapshot_id=snapshot_id)
 
 
-def resolve(snapshot: Snapshot, identity: Identity | str, *,
+_default_policy: list[Policy] = []  # Policy.default(), built on first use (policies are immutable)
+
+
+def resolve(snapshot: Snapshot, identity: IdentityLike, policy: Policy | None = None, *,
             answer: Callable[[str, str], Resolution] | None = None) -> Resolution:
-    """Resolve ``identity`` against ``snapshot`` (design section 3). Never raises on a bad identity.
+    """Resolve ``identity`` against ``snapshot`` under ``policy`` (default: :meth:`Policy.default`).
+
+    The readable path of every rule: normalise, match the domain, find the objects, classify, check the caller's
+    tenant id, then the policy's own effects (:meth:`Policy.apply`: the block list, the staleness cap). Never
+    raises on a bad identity: it resolves to ``untrusted`` with the reason ``invalid_identity``.
 
     ``answer(local, domain)`` replaces :func:`resolve_address` for the snapshot-only part (the engine passes
     its per-snapshot precomputed answers); it may raise :class:`IdentityError` for a malformed ``#EXT#`` name.
 
     .. versionadded:: 0.1.0
     """
+    if policy is None:
+        if not _default_policy:
+            _default_policy.append(Policy.default())
+        policy = _default_policy[0]
     if isinstance(identity, Identity):
         text, tenant_id = identity.address, identity.tenant_id
     else:
         text, tenant_id = identity, None
     if not isinstance(text, str) or (tenant_id is not None and not isinstance(tenant_id, str)):
-        return _invalid(text, tenant_id)
-    try:
-        local, domain = normalize_address(text)
-        resolution = resolve_address(snapshot, local, domain) if answer is None else answer(local, domain)
-    except IdentityError:
-        return _invalid(text, tenant_id)
-    return resolution if tenant_id is None else check_tenant_id(resolution, tenant_id)
+        resolution = _invalid(text, tenant_id, snapshot.id)
+    else:
+        try:
+            local, domain = normalize_address(text)
+            resolution = resolve_address(snapshot, local, domain) if answer is None else answer(local, domain)
+        except IdentityError:
+            resolution = _invalid(text, tenant_id, snapshot.id)
+        else:
+            if tenant_id is not None:
+                resolution = check_tenant_id(resolution, tenant_id)
+    return policy.apply(resolution, stale=policy.is_stale(snapshot.taken_at))
 
 
 def check_tenant_id(resolution: Resolution, tenant_id: str) -> Resolution:
@@ -87,12 +106,9 @@ def check_tenant_id(resolution: Resolution, tenant_id: str) -> Resolution:
         reason = "tenant_id_verified"
     else:
         reason, trust = "tenant_id_mismatch", _UNTRUSTED
-    return Resolution(resolution.identity, trust, (*resolution.reasons, reason), resolution.address,
-                      resolution.user, home, tenant_id)
+    return attrs.evolve(resolution, trust=trust, reasons=(*resolution.reasons, reason), tenant_id=tenant_id)
 
 
-_RANKED = tuple(Trust)  # index = rank
-_R_UNTRUSTED, _R_EXTERNAL, _R_GUEST, _R_MTO_MEMBER, _R_INTERNAL = range(5)
 _STATE_REASONS = {"active": "tenant_active", "pending": "tenant_pending", "removed": "tenant_removed"}
 
 
@@ -107,6 +123,7 @@ def resolve_address(snapshot: Snapshot, local: str, domain: str) -> Resolution:
     """
     key = f"{local}@{domain}"
     address = key
+    sid = snapshot.id
     reasons: list[str] = []
     local_home = domain in snapshot.local_domains
     if local_home:
@@ -120,7 +137,7 @@ def resolve_address(snapshot: Snapshot, local: str, domain: str) -> Resolution:
     if home is None:
         if snapshot.lookalike_of(domain) is not None:
             reasons.append("confusable_domain")
-            return Resolution(key, _UNTRUSTED, tuple(reasons), address)
+            return Resolution(key, _UNTRUSTED, tuple(reasons), address, snapshot_id=sid)
         reasons.append("domain_unknown")
     else:
         # Only a verified domain of the local tenant is local (step 2); a domains.json row that maps another
@@ -130,33 +147,27 @@ def resolve_address(snapshot: Snapshot, local: str, domain: str) -> Resolution:
     users = snapshot.lookup(address)
     if len(users) > 1:
         reasons.append("ambiguous_match")
-        return Resolution(key, _UNTRUSTED, tuple(reasons), address, None, home)
+        return Resolution(key, _UNTRUSTED, tuple(reasons), address, None, home, snapshot_id=sid)
     user = users[0] if users else None
     if local_home:
         reasons.append("object_found" if user else "no_object")
-        return Resolution(key, _INTERNAL, tuple(reasons), address, user, home)
+        return Resolution(key, _INTERNAL, tuple(reasons), address, user, home, snapshot_id=sid)
     if user is None:
         reasons.append("no_object")
-        return Resolution(key, _EXTERNAL, tuple(reasons), address, None, home)
+        return Resolution(key, _EXTERNAL, tuple(reasons), address, None, home, snapshot_id=sid)
     reasons.append("object_found")
-    rank = _R_MTO_MEMBER
-    # Each check: the reason it reports, and the highest rank it allows (design section 3, step 4).
-    if user.external:
-        reasons.append("object_external")
-    else:
-        reasons.append("object_not_external")
-        rank = _R_EXTERNAL
+    # Each check reports its reason; a failing check's reason caps trust at explain.CAPS[reason] (the same
+    # table explain() reads), and the lowest cap wins.
+    reasons.append("object_external" if user.external else "object_not_external")
     if user.account_enabled:
         reasons.append("account_enabled")
     else:
         reasons.append("account_enabled_missing" if user.account_enabled is None else "account_disabled")
-        rank = _R_EXTERNAL
     if user.user_type == "Member":
         reasons.append("user_type_member")
     else:
         reasons.append({None: "user_type_missing", "Guest": "user_type_guest"}.get(user.user_type,
                                                                                    "user_type_not_member"))
-        rank = min(rank, _R_GUEST)
     tenant = snapshot.tenants.get(home) if home is not None else None
     if home is None:
         reasons.append("home_tenant_unknown")
@@ -166,21 +177,14 @@ def resolve_address(snapshot: Snapshot, local: str, domain: str) -> Resolution:
         reasons.append("tenant_not_in_mto")
     else:
         reasons.append(_STATE_REASONS.get(tenant.state or "", "tenant_state_unknown"))
-    if reasons[-1] != "tenant_active":
-        rank = min(rank, _R_GUEST)
     in_mto = snapshot.partners.get(home) if home is not None else None
     if in_mto is not None:
         reasons.append("partner_in_mto" if in_mto else "partner_not_in_mto")
-        if not in_mto:
-            rank = min(rank, _R_GUEST)
     evidence = _upn_home(snapshot, user)
     if evidence is not False:
-        if evidence == home:
-            reasons.append("home_evidence_agrees")
-        else:
-            reasons.append("home_evidence_disagrees")
-            rank = min(rank, _R_GUEST)
-    return Resolution(key, _RANKED[rank], tuple(reasons), address, user, home)
+        reasons.append("home_evidence_agrees" if evidence == home else "home_evidence_disagrees")
+    trust = min((CAPS[r] for r in reasons if r in CAPS), default=_MTO_MEMBER)
+    return Resolution(key, trust, tuple(reasons), address, user, home, snapshot_id=sid)
 
 
 def _upn_home(snapshot: Snapshot, user: DirectoryUser) -> str | bool | None:

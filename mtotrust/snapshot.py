@@ -348,10 +348,11 @@ class Snapshot:
                    taken_at: dt.datetime | None = None) -> Snapshot:
         """Return a new snapshot with ``GET /users/delta`` pages applied.
 
-        ``pages`` is a folder of page files, one page file, or decoded pages. Partial objects update only the fields they carry, ``@removed`` removes, and the same id may appear
-        more than once. This snapshot is not changed. The cost grows with the delta, not the directory: the
-        new snapshot shares this one's indexes and keeps the changes in an overlay (merged into fresh
-        dictionaries, amortised, once it grows past an eighth of the shared part).
+        ``pages`` is a folder of page files, one page file, or decoded pages. Partial objects update only the
+        fields they carry, ``@removed`` removes, and the same id may appear more than once. This snapshot is not
+        changed. The cost grows with the delta, not the directory: the new snapshot shares this one's indexes and
+        keeps the changes in an overlay (merged into fresh dictionaries, amortised, once it grows past an eighth
+        of the shared part).
 
         The result is never newer than its data: its ``taken_at`` is ``taken_at`` when given, else the delta
         folder's own time (its ``snapshot.json``, or its newest page file), else this snapshot's.

@@ -98,7 +98,7 @@ def soak(n: int) -> dict[str, object]:
             marks.append(h.rss_kib())
     stats = engine.stats()
     return {"decisions": n, "rss_start_kib": start, "rss_marks_kib": marks, "rss_end_kib": h.rss_kib(),
-            "cache_entries": stats["cache_entries"], "cache_size": stats["cache_size"],
+            "cache_entries": stats.cache_entries, "cache_size": stats.cache_size,
             "seconds": round(time.perf_counter() - t0, 1)}
 
 

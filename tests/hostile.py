@@ -940,7 +940,7 @@ def swap_stress(swaps: int = 100, readers: int = 8, cache_size: int = 4096) -> S
                             report.stale.append(f"{kind}: answer of generation {older} after {before} was published")
                         else:
                             report.mixed.append(f"{kind}: matches no generation in [{before}, {after + 1}]")
-                entries = engine.stats()["cache_entries"]
+                entries = engine.stats().cache_entries
                 report.max_cache_entries = max(report.max_cache_entries, entries)
         except Exception as exc:  # noqa: BLE001 - reported, not swallowed
             with lock:

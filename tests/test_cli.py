@@ -91,7 +91,7 @@ class TestCheck:
         _, out, _ = run(capsys, "check", "--json", "cameron@fabrikam.com")
         report = json.loads(out)[0]
         assert ["identity", "address", "trust", "reasons", "user_id", "home_tenant_id", "tenant_id", "mail", "dlp",
-                "teams", "labels"] == list(report)
+                "teams", "labels", "snapshot_id", "policy_fingerprint"] == list(report)
         assert (["tag_external"], ["inside_organization"]) == (list(report["mail"]), list(report["dlp"]))
 
 

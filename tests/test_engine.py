@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import json
 
+import attrs
 import pytest
 from strategies import build, native, synced
 
@@ -23,36 +24,36 @@ class TestCache:
         engine = TrustEngine(SNAP)
         first, second = engine.resolve("nobody@fabrikam.com"), engine.resolve("nobody@fabrikam.com")
         assert first == second
-        assert (1, 1) == (engine.stats()["cache_hits"], engine.stats()["cache_misses"])
+        assert (1, 1) == (engine.stats().cache_hits, engine.stats().cache_misses)
 
     def test_precomputed_answers(self):
         """An address an object carries is resolved once per snapshot, whatever its case or blanks."""
         engine = TrustEngine(SNAP, cache_size=0)
         first = engine.resolve("cameron@fabrikam.com")
         assert first is engine.resolve(" Cameron@FABRIKAM.com\t")
-        assert (1, 0) == (engine.stats()["precomputed_answers"], engine.stats()["cache_entries"])
+        assert (1, 0) == (engine.stats().precomputed_answers, engine.stats().cache_entries)
 
     def test_precomputed_answers_never_hold_misses(self):
         """Addresses no object carries are never kept as per-snapshot answers, so they cannot grow unbounded."""
         engine = TrustEngine(SNAP, cache_size=0)
         for i in range(100):
             engine.resolve(f"user{i}@fabrikam.com")
-        assert 0 == engine.stats()["precomputed_answers"]
+        assert 0 == engine.stats().precomputed_answers
 
     def test_cache_size_zero(self):
         """cache_size=0 disables caching and gives the same answers."""
         engine = TrustEngine(SNAP, cache_size=0)
         assert TrustEngine(SNAP).resolve("cameron@fabrikam.com") == engine.resolve("cameron@fabrikam.com")
         engine.resolve("cameron@fabrikam.com")
-        assert (0, 0, 0) == (engine.stats()["cache_hits"], engine.stats()["cache_misses"],
-                             engine.stats()["cache_entries"])
+        assert (0, 0, 0) == (engine.stats().cache_hits, engine.stats().cache_misses,
+                             engine.stats().cache_entries)
 
     def test_bounded(self):
         """The cache never holds more entries than cache_size."""
         engine = TrustEngine(SNAP, cache_size=3)
         for i in range(10):
             engine.resolve(f"user{i}@fabrikam.com")
-        assert 3 == engine.stats()["cache_entries"]
+        assert 3 == engine.stats().cache_entries
 
     @pytest.mark.parametrize("size", [-1, 1.5, "10"])
     def test_bad_cache_size(self, size):
@@ -80,7 +81,7 @@ class TestUpdate:
         assert True is engine.dlp(["cameron@fabrikam.com"]).inside_organization
         engine.update(policy=Policy.classic())
         assert (False, Policy.classic().fingerprint) == (engine.dlp(["cameron@fabrikam.com"]).inside_organization,
-                                                         engine.stats()["policy_fingerprint"])
+                                                         engine.stats().policy_fingerprint)
 
     def test_both(self):
         """update(snapshot, policy=...) swaps both and keeps the other when one is omitted."""
@@ -89,7 +90,7 @@ class TestUpdate:
         engine.update(other, policy=Policy.classic())
         engine.update(policy=Policy.default())
         assert (other, Policy.default().fingerprint) == (engine.snapshot, engine.policy.fingerprint)
-        assert other.generation == engine.stats()["snapshot_generation"]
+        assert other.generation == engine.stats().snapshot_generation
 
 
 class TestStats:
@@ -102,7 +103,7 @@ class TestStats:
         engine.teams("cameron@fabrikam.com", "chat")
         engine.label_rights("x@example.org", "L")
         assert {"mail:tagged": 2, "dlp:InOrganization": 1, "teams:allowed": 1, "labels:no_rights": 1} == \
-            engine.stats()["decisions"]
+            engine.stats().decisions
 
 
 class TestExplain:
@@ -198,13 +199,15 @@ class TestDecisionLog:
 
 class TestDeltaInheritance:
     def test_untouched_answers_carry_over_and_touched_ones_do_not(self):
-        """After update(snapshot.with_delta(...)), untouched answers are reused and changed ones recomputed."""
+        """After update(snapshot.with_delta(...)), untouched answers are reused (stamped with the new snapshot's id)
+        and changed ones recomputed."""
         engine = TrustEngine(SNAP, cache_size=0)
         megan = engine.resolve("megan@contoso.com")
         assert Trust.MTO_MEMBER == engine.resolve("cameron@fabrikam.com").trust
-        engine.update(SNAP.with_delta([{"value": [{"id": "u2", "accountEnabled": False}]}]))
+        derived = SNAP.with_delta([{"value": [{"id": "u2", "accountEnabled": False}]}])
+        engine.update(derived)
         assert Trust.EXTERNAL == engine.resolve("cameron@fabrikam.com").trust
-        assert megan is engine.resolve("megan@contoso.com")
+        assert attrs.evolve(megan, snapshot_id=derived.id) == engine.resolve("megan@contoso.com")
 
     def test_a_new_address_is_seen(self):
         """An address a delta adds to an object resolves to that object after the update."""
@@ -267,3 +270,110 @@ class TestResolveMany:
         engine = TrustEngine(SNAP, cache_size=0)
         first, again = engine.resolve_many(["nobody@fabrikam.com", "nobody@fabrikam.com"])
         assert first is again
+
+
+class TestOrigin:
+    """Every resolution and decision says what it was decided from: the snapshot's id and the policy's fingerprint."""
+
+    def test_every_decision_carries_snapshot_id_and_fingerprint(self):
+        """Resolutions and the four apps' decisions carry both, as attributes and in to_dict()."""
+        engine = TrustEngine(SNAP, LABELS)
+        decisions = [engine.resolve("cameron@fabrikam.com"), engine.resolve("not-an-address"),
+                     engine.resolve(Identity("cameron@fabrikam.com", tenant_id="x")),
+                     engine.mail("cameron@fabrikam.com"), engine.dlp(["megan@contoso.com"]), engine.dlp([]),
+                     engine.teams("cameron@fabrikam.com", "chat"), engine.label_rights("cameron@fabrikam.com", "L")]
+        expected = (SNAP.id, LABELS.fingerprint)
+        for decision in decisions:
+            assert expected == (decision.snapshot_id, decision.policy_fingerprint), decision
+            assert expected == (decision.to_dict()["snapshot_id"], decision.to_dict()["policy_fingerprint"])
+
+    def test_failed_decisions_carry_them_too(self):
+        """A mail or DLP decision that failed closed still names the snapshot and policy it failed under."""
+        engine = TrustEngine(SNAP)
+
+        class Exploding(str):
+            __slots__ = ()
+
+            def strip(self, *args: object) -> str:
+                raise RuntimeError("boom")
+
+            def __hash__(self) -> int:
+                raise RuntimeError("boom")
+
+        mail, dlp = engine.mail(Exploding("x@fabrikam.com")), engine.dlp([Exploding("x@fabrikam.com")])
+        assert ("internal_error",) == mail.reasons == dlp.reasons
+        assert {(SNAP.id, Policy.default().fingerprint)} == {(d.snapshot_id, d.policy_fingerprint)
+                                                               for d in (mail, dlp)}
+
+    def test_update_moves_the_origin(self):
+        """After update() with a changed snapshot and policy, answers carry the new id and fingerprint."""
+        engine = TrustEngine(SNAP)
+        engine.resolve("cameron@fabrikam.com")
+        derived = SNAP.with_delta([{"value": [{"id": "u2", "accountEnabled": False}]}])
+        engine.update(derived, policy=LABELS)
+        found = engine.resolve("cameron@fabrikam.com")
+        assert (derived.id, LABELS.fingerprint) == (found.snapshot_id, found.policy_fingerprint)
+        assert SNAP.id != derived.id
+
+    def test_decision_log_records_the_origin(self):
+        """The decision log records the snapshot id and the policy fingerprint, not a process-local number."""
+        stream = io.StringIO()
+        engine = TrustEngine(SNAP, LABELS, decision_log=DecisionLog(stream, salt="s"))
+        engine.teams("cameron@fabrikam.com", "chat")
+        line = json.loads(stream.getvalue())
+        assert (SNAP.id, LABELS.fingerprint) == (line["snapshot_id"], line["policy_fingerprint"])
+        assert "snapshot_generation" not in line
+
+
+class TestOneKey:
+    """The engine keys every lookup by the identity as given, so each repeat is one cache hit."""
+
+    @pytest.mark.parametrize("identity", ["not-an-address", "nobody@fabrikam.com", " Cameron@FABRIKAM.com",
+                                          "ｍegan@contoso.com", Identity("cameron@fabrikam.com", "x")])
+    def test_a_repeat_is_one_hit(self, identity):
+        """The second ask of an identity that is not a precomputed answer is one hit after one miss."""
+        engine = TrustEngine(SNAP)
+        first, second = engine.resolve(identity), engine.resolve(identity)
+        stats = engine.stats()
+        assert (first, 1, 1) == (second, stats.cache_hits, stats.cache_misses)
+
+    def test_normal_form_of_an_indexed_address_is_no_cache_traffic(self):
+        """An indexed address in normal form is a precomputed answer: neither a hit nor a miss of the cache."""
+        engine = TrustEngine(SNAP)
+        engine.resolve("cameron@fabrikam.com")
+        engine.resolve("cameron@fabrikam.com")
+        stats = engine.stats()
+        assert (1, 0, 1) == (stats.cache_misses, stats.cache_hits, stats.precomputed_answers)
+
+    def test_a_tuple_is_never_a_cache_key(self):
+        """A tuple shaped like a cached Teams decision's key is resolved as the invalid identity it is."""
+        engine = TrustEngine(SNAP)
+        engine.teams("cameron@fabrikam.com", "chat")
+        found = engine.resolve(("teams", "cameron@fabrikam.com", "chat"))  # type: ignore[arg-type]
+        assert (Trust.UNTRUSTED, ("invalid_identity",)) == (found.trust, found.reasons)
+
+    def test_stats_is_a_typed_record(self):
+        """stats() returns an EngineStats with the snapshot's id and the policy's fingerprint."""
+        from mtotrust.engine import EngineStats
+
+        stats = TrustEngine(SNAP).stats()
+        assert isinstance(stats, EngineStats)
+        assert (SNAP.id, Policy.default().fingerprint) == (stats.snapshot_id, stats.policy_fingerprint)
+
+
+class TestOneHomeForPolicyEffects:
+    """The block list and snapshot.max_age apply the same on every public path."""
+
+    BLOCKING = Policy.from_data({"overrides": {"block": ["fabrikam.com"]}, "snapshot": {"max_age": "1h"}})
+
+    def test_resolve_function_applies_block_and_staleness(self):
+        """mtotrust.resolve.resolve under a policy answers exactly as the engine does, block and staleness included."""
+        from mtotrust.resolve import resolve
+
+        old = build([native("u1", "megan@contoso.com"), synced("u2", "cameron@fabrikam.com")],
+                    taken_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        engine = TrustEngine(old, self.BLOCKING)
+        for identity in ("cameron@fabrikam.com", "megan@contoso.com", "x@fabrikam.com"):
+            assert engine.resolve(identity) == resolve(old, identity, self.BLOCKING)
+        assert "blocked" in resolve(old, "cameron@fabrikam.com", self.BLOCKING).reasons
+        assert "snapshot_stale" in resolve(old, "megan@contoso.com", self.BLOCKING).reasons

@@ -98,7 +98,7 @@ class TestZeroConfiguration:
         from mtotrust import TrustEngine
 
         assert isinstance(trust_engine, TrustEngine)
-        assert trust_engine.stats()["cache_hits"] == 0
+        assert trust_engine.stats().cache_hits == 0
 
 
 class TestSelection:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import attrs
 import pytest
 
 from mtotrust import Policy, PolicyError, Snapshot, Trust, TrustEngine
@@ -325,9 +326,9 @@ class TestBlocked:
 
     @pytest.mark.parametrize("address", ["cfo@partner.example", None])
     def test_apply_leaves_unblocked_alone(self, policy, address):
-        """apply changes nothing for an address no entry names, or a resolution without an address."""
+        """apply changes nothing but the stamped fingerprint for an address no entry names, or no address."""
         resolution = _resolution(Trust.MTO_MEMBER, address)
-        assert resolution == policy.apply(resolution)
+        assert attrs.evolve(resolution, policy_fingerprint=policy.fingerprint) == policy.apply(resolution)
 
     @pytest.mark.parametrize(("trust", "expected"), [
         (Trust.INTERNAL, (Trust.EXTERNAL, ("object_found", "snapshot_stale"))),

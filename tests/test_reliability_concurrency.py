@@ -89,10 +89,10 @@ def test_cache_never_exceeds_its_size_over_200k_random_decisions() -> None:
         else:
             engine.resolve(identity)
         if i % 997 == 0:
-            peak = max(peak, engine.stats()["cache_entries"])
+            peak = max(peak, engine.stats().cache_entries)
     stats = engine.stats()
-    assert max(peak, stats["cache_entries"]) <= size
-    assert stats["cache_misses"] > 100_000  # most identities were new: the cache really churned
+    assert max(peak, stats.cache_entries) <= size
+    assert stats.cache_misses > 100_000  # most identities were new: the cache really churned
 
 
 def test_cache_bounded_under_threads() -> None:
@@ -104,7 +104,7 @@ def test_cache_bounded_under_threads() -> None:
         top = 0
         for _ in range(5000):
             engine.dlp([h.random_identity(rng), h.random_identity(rng)])
-            top = max(top, engine.stats()["cache_entries"])
+            top = max(top, engine.stats().cache_entries)
         peaks.append(top)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
@@ -119,7 +119,7 @@ def test_oversized_identities_are_not_cached() -> None:
     engine = TrustEngine(h.SAMPLE, h.POLICY, cache_size=10)
     for i in range(100):
         engine.resolve(f"{i}" + "a" * 100_000 + "@contoso.com")
-    assert engine.stats()["cache_entries"] <= 10
+    assert engine.stats().cache_entries <= 10
 
 
 def test_decision_log_lines_stay_whole_under_eight_threads() -> None:

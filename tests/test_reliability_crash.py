@@ -191,7 +191,7 @@ def test_staleness_survives_the_store(tmp_path: Path) -> None:
 
 # -- decision log ----------------------------------------------------------------------------------------------
 
-FIELDS = {"time", "decision_id", "app", "trust", "outcome", "reasons", "snapshot_generation", "policy_fingerprint"}
+FIELDS = {"time", "decision_id", "app", "trust", "outcome", "reasons", "snapshot_id", "policy_fingerprint"}
 
 
 def _logged(**kwargs: object) -> tuple[list[dict[str, object]], TrustEngine]:
@@ -210,7 +210,7 @@ def test_one_json_line_per_decision_with_every_field() -> None:
     assert [x["app"] for x in lines] == ["mail", "dlp", "teams", "labels", "mail"]
     for line in lines:
         assert FIELDS <= line.keys()
-        assert line["snapshot_generation"] == engine.snapshot.generation
+        assert line["snapshot_id"] == engine.snapshot.id
         assert line["policy_fingerprint"] == engine.policy.fingerprint
         assert isinstance(line["reasons"], list)
         assert line["reasons"]

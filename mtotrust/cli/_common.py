@@ -187,17 +187,21 @@ def app_report(engine: TrustEngine, identity: Identity, auth: list[str] | MailAu
     The keys are the resolution's own (``trust``, ``reasons``, ``address``, ``user_id``, ``home_tenant_id`` ...),
     then ``identity`` (the text as given), ``tenant_id`` (as given), and one entry per app: ``mail``
     (``tag_external``), ``dlp`` (``inside_organization``), ``teams`` (action -> allowed) and ``labels`` (label ->
-    sorted usage rights). Scripts parse this shape: add keys, never rename or drop one.
+    sorted usage rights), then ``snapshot_id`` and ``policy_fingerprint``. Scripts parse this shape: add keys,
+    never rename or drop one.
     """
     from mtotrust.policy import TEAMS_ACTIONS
 
     policy = engine.policy
+    resolution = engine.resolve(identity).to_dict()
+    origin = {key: resolution.pop(key) for key in ("snapshot_id", "policy_fingerprint")}
     return {
-        **engine.resolve(identity).to_dict(),
+        **resolution,
         "identity": identity.address,  # as given; the resolution's normal form is "address"
         "tenant_id": identity.tenant_id,
         "mail": {"tag_external": engine.mail(identity, auth).tag_external},
         "dlp": {"inside_organization": engine.dlp([identity]).inside_organization},
         "teams": {action: engine.teams(identity, action).allowed for action in TEAMS_ACTIONS},
         "labels": {label: sorted(engine.label_rights(identity, label).rights) for label in sorted(policy.labels)},
+        **origin,  # what it was decided from: last, so the older keys keep their places
     }
