@@ -7,20 +7,25 @@ Load a :class:`Snapshot` of the local directory, build a :class:`TrustEngine` wi
 >>> engine.resolve("cameron@fabrikam.com").trust
 <Trust.MTO_MEMBER: 'mto_member'>
 
-``mtotrust.testing`` (hypothesis strategies and pytest helpers) is imported only when asked for.
+Everything public is exported here (and by :mod:`mtotrust.mailauth` and :mod:`mtotrust.testing`); modules whose
+name starts with ``_`` are the implementation and may change without notice. ``mtotrust.testing`` (hypothesis
+strategies and pytest helpers) is imported only when asked for.
 """
 
 from __future__ import annotations
 
-from mtotrust._version import __version__
-from mtotrust.decisionlog import DecisionLog
-from mtotrust.engine import TrustEngine
-from mtotrust.errors import IdentityError, MtoTrustError, PolicyError, SnapshotError
-from mtotrust.explain import explain
-from mtotrust.model import (
+from mtotrust._apps import AuthInput
+from mtotrust._decisionlog import DecisionLog
+from mtotrust._engine import DEFAULT_CACHE_SIZE, EngineStats, TrustEngine
+from mtotrust._errors import AuthResultsError, IdentityError, MtoTrustError, PolicyError, SnapshotError
+from mtotrust._explain import CAPS, REASONS, explain, failed_checks
+from mtotrust._model import (
+    AppDecision,
+    Decision,
     DirectoryUser,
     DlpDecision,
     Identity,
+    IdentityLike,
     LabelDecision,
     MailAuth,
     MailDecision,
@@ -29,16 +34,29 @@ from mtotrust.model import (
     Tenant,
     Trust,
 )
-from mtotrust.policy import Policy
-from mtotrust.resolve import parse_identity
-from mtotrust.snapshot import Snapshot
+from mtotrust._policy import PERMISSION_LEVELS, TEAMS_ACTIONS, USAGE_RIGHTS, Policy, expand_grant
+from mtotrust._resolve import parse_identity, resolve
+from mtotrust._snapshot import Snapshot
+from mtotrust._version import __version__
 
 __all__ = [
+    "CAPS",
+    "DEFAULT_CACHE_SIZE",
+    "PERMISSION_LEVELS",
+    "REASONS",
+    "TEAMS_ACTIONS",
+    "USAGE_RIGHTS",
+    "AppDecision",
+    "AuthInput",
+    "AuthResultsError",
+    "Decision",
     "DecisionLog",
     "DirectoryUser",
     "DlpDecision",
+    "EngineStats",
     "Identity",
     "IdentityError",
+    "IdentityLike",
     "LabelDecision",
     "MailAuth",
     "MailDecision",
@@ -53,6 +71,9 @@ __all__ = [
     "Trust",
     "TrustEngine",
     "__version__",
+    "expand_grant",
     "explain",
+    "failed_checks",
     "parse_identity",
+    "resolve",
 ]

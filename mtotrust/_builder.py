@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mtotrust.snapshot import Snapshot
+from mtotrust._snapshot import Snapshot
 
 __all__ = ["SnapshotBuilder"]
 

@@ -19,29 +19,29 @@ from typing import Any
 
 import attrs
 
-from mtotrust.address import (
+from mtotrust._address import (
     ASCII_DOT_ATOM,
     MAX_ADDRESS_LENGTH,
     normalize_address,
     proxy_smtp_address,
     split_ext_upn,
 )
-from mtotrust.errors import IdentityError
-from mtotrust.model import DirectoryUser, Tenant
+from mtotrust._errors import IdentityError
+from mtotrust._model import DirectoryUser, Tenant
 
 __all__ = ["Directory", "Index", "Normalizer", "add_to_index", "build_index", "by_id", "content_id",
            "user_addresses", "user_digest", "users_digest"]
 
 Index = dict[str, "DirectoryUser | tuple[DirectoryUser, ...]"]
 
-# An ASCII RFC 5322 dot-atom local part (the rule of mtotrust.address), "@", an ASCII letter-digit-dot-hyphen
+# An ASCII RFC 5322 dot-atom local part (the rule of mtotrust._address), "@", an ASCII letter-digit-dot-hyphen
 # domain: nothing to trim, no control character, exactly one "@" (group 1: the domain).
 _ASCII_LOCAL = re.compile(ASCII_DOT_ATOM).fullmatch
 _FAST_ADDRESS = re.compile(rf"{ASCII_DOT_ATOM}@([A-Za-z0-9.-]+)").fullmatch
 
 
 class Normalizer:
-    """Normalises directory values exactly as :func:`~mtotrust.address.normalize_address` does, faster.
+    """Normalises directory values exactly as :func:`~mtotrust._address.normalize_address` does, faster.
 
     ASCII values ``dot-atom@domain`` whose domain was already seen take a fast path (one regex, ``lower``);
     anything else goes through ``normalize_address`` itself, whose answer also teaches the fast path the

@@ -17,12 +17,12 @@ from typing import Any
 
 import attrs
 
-from mtotrust import graph
+from mtotrust import _graph as graph
+from mtotrust._address import normalize_domain
 from mtotrust._directory import Directory, Index, build_index
+from mtotrust._errors import IdentityError, SnapshotError, shown
+from mtotrust._model import DirectoryUser, Tenant
 from mtotrust._overlay import MISSING
-from mtotrust.address import normalize_domain
-from mtotrust.errors import IdentityError, SnapshotError, shown
-from mtotrust.model import DirectoryUser, Tenant
 
 __all__ = ["FolderParts", "Page", "Progress", "delta_pages", "now", "parse_parts", "read_folder", "read_taken_at"]
 

@@ -23,10 +23,10 @@ from typing import Any
 import attrs
 
 from mtotrust._directory import Directory, Index, Normalizer, by_id
+from mtotrust._errors import SnapshotError
 from mtotrust._ingest import Progress
+from mtotrust._model import DirectoryUser, Tenant
 from mtotrust._version import __version__
-from mtotrust.errors import SnapshotError
-from mtotrust.model import DirectoryUser, Tenant
 
 __all__ = ["SCHEMA_VERSION", "SQLITE_MAGIC", "StoreParts", "read_store", "save_store"]
 

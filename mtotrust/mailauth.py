@@ -13,12 +13,13 @@ from collections.abc import Sequence
 
 import attrs
 
-from mtotrust.errors import AuthResultsError, shown
-from mtotrust.model import MailAuth
+from mtotrust._errors import AuthResultsError, shown
+from mtotrust._model import MailAuth
 
 __all__ = [
     "MAX_LENGTH",
     "AuthResults",
+    "AuthResultsError",
     "MethodResult",
     "parse_authentication_results",
     "select_counting_header",
@@ -354,7 +355,7 @@ def _combine(words: list[str]) -> str | None:
 
 
 def to_mail_auth(results: AuthResults) -> MailAuth:
-    """Reduce parsed results to the :class:`~mtotrust.model.MailAuth` the mail app decides on.
+    """Reduce parsed results to the :class:`~mtotrust._model.MailAuth` the mail app decides on.
 
     ``dmarc`` is the first dmarc result (``"fail"`` if any is), as written: ``bestguesspass`` stays and does
     not count. ``compauth`` is ``"pass"`` only for ``pass`` with a reason of three digits starting with 1 or

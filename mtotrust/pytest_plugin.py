@@ -25,10 +25,10 @@ from typing import Any
 import pytest
 
 from mtotrust._builder import SnapshotBuilder
-from mtotrust.engine import TrustEngine
-from mtotrust.errors import shown
-from mtotrust.policy import Policy
-from mtotrust.snapshot import Snapshot
+from mtotrust._engine import TrustEngine
+from mtotrust._errors import shown
+from mtotrust._policy import Policy
+from mtotrust._snapshot import Snapshot
 
 __all__ = ["mto_policy", "mto_snapshot", "pytest_addoption", "pytest_configure", "pytest_runtest_setup",
            "trust_engine"]

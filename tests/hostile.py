@@ -49,9 +49,9 @@ from mtotrust import (
     TrustEngine,
     parse_identity,
 )
+from mtotrust._address import domain_skeleton, normalize_domain
 from mtotrust._confusables import _load as _confusable_table
-from mtotrust.address import domain_skeleton, normalize_domain
-from mtotrust.policy import TEAMS_ACTIONS
+from mtotrust._policy import TEAMS_ACTIONS
 
 # -- the sample ------------------------------------------------------------------------------------------------
 

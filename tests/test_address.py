@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtotrust import Identity, IdentityError, parse_identity
-from mtotrust.address import (
+from mtotrust._address import (
     _normalize_trimmed,
     domain_skeleton,
     normalize_address,

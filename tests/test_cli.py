@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from mtotrust import Snapshot, Trust, __version__
+from mtotrust._policy import TEAMS_ACTIONS
 from mtotrust.cli import _common, main
 from mtotrust.cli._common import EXIT_INTERNAL, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, UsageError, require_extra
-from mtotrust.policy import TEAMS_ACTIONS
 
 FABRIKAM = "22222222-2222-4222-8222-222222222222"
 LITWARE = "44444444-4444-4444-8444-444444444444"

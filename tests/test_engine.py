@@ -354,7 +354,7 @@ class TestOneKey:
 
     def test_stats_is_a_typed_record(self):
         """stats() returns an EngineStats with the snapshot's id and the policy's fingerprint."""
-        from mtotrust.engine import EngineStats
+        from mtotrust._engine import EngineStats
 
         stats = TrustEngine(SNAP).stats()
         assert isinstance(stats, EngineStats)
@@ -367,8 +367,8 @@ class TestOneHomeForPolicyEffects:
     BLOCKING = Policy.from_data({"overrides": {"block": ["fabrikam.com"]}, "snapshot": {"max_age": "1h"}})
 
     def test_resolve_function_applies_block_and_staleness(self):
-        """mtotrust.resolve.resolve under a policy answers exactly as the engine does, block and staleness included."""
-        from mtotrust.resolve import resolve
+        """mtotrust._resolve.resolve under a policy answers exactly as the engine does, block and staleness included."""
+        from mtotrust._resolve import resolve
 
         old = build([native("u1", "megan@contoso.com"), synced("u2", "cameron@fabrikam.com")],
                     taken_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mtotrust.errors import AuthResultsError
+from mtotrust._errors import AuthResultsError
+from mtotrust._model import MailAuth
 from mtotrust.mailauth import (
     MAX_LENGTH,
     AuthResults,
@@ -19,7 +20,6 @@ from mtotrust.mailauth import (
     select_counting_header,
     to_mail_auth,
 )
-from mtotrust.model import MailAuth
 
 EOP = (
     "spf=pass (sender IP is 40.107.1.2) smtp.mailfrom=fabrikam.com; dkim=pass (signature was verified) "

@@ -9,8 +9,8 @@ import attrs
 import pytest
 
 from mtotrust import Policy, PolicyError, Snapshot, Trust, TrustEngine
-from mtotrust.errors import shown
-from mtotrust.model import Resolution
+from mtotrust._errors import shown
+from mtotrust._model import Resolution
 
 TOML = """
 version = 1

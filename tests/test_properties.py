@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from strategies import PENDING, REMOVED, TRUST_NAMES, probe_addresses, snapshot_documents, snapshots, trust_names
 
 from mtotrust import IdentityError, Policy, Snapshot, Trust, TrustEngine
-from mtotrust.address import normalize_address
-from mtotrust.policy import TEAMS_ACTIONS
-from mtotrust.resolve import resolve
+from mtotrust._address import normalize_address
+from mtotrust._policy import TEAMS_ACTIONS
+from mtotrust._resolve import resolve
 
 SMALL = settings(max_examples=int(__import__("os").environ.get("MTOTRUST_PROPERTY_EXAMPLES", "40")))
 

@@ -1,4 +1,4 @@
-"""docs/reasons.md and mtotrust.explain.REASONS list the same codes, and the sample emits only listed codes."""
+"""docs/reasons.md and mtotrust._explain.REASONS list the same codes, and the sample emits only listed codes."""
 
 
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mtotrust import Identity, MailAuth, Policy, Snapshot, TrustEngine
-from mtotrust.explain import CAPS, REASONS
-from mtotrust.policy import TEAMS_ACTIONS
+from mtotrust._explain import CAPS, REASONS
+from mtotrust._policy import TEAMS_ACTIONS
 
 DOC = Path(__file__).parent.parent / "docs" / "reasons.md"
 ROW = re.compile(r"^\| `([a-z0-9_]+)` \| (.+?) \| (.+?) \| (.+?) \| (.+?) \|$")

@@ -13,8 +13,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "mtotrust"
 REFERENCE = "mtotrust._verify.reference"
 SIBLINGS = "mtotrust._verify."
-ALLOWED = frozenset({"mtotrust.model", "mtotrust.policy", "mtotrust.address", "mtotrust.errors"})
-FORBIDDEN = ("mtotrust.resolve", "mtotrust.apps", "mtotrust.engine", "mtotrust.snapshot", "mtotrust.explain")
+ALLOWED = frozenset({"mtotrust._model", "mtotrust._policy", "mtotrust._address", "mtotrust._errors"})
+FORBIDDEN = ("mtotrust._resolve", "mtotrust._apps", "mtotrust._engine", "mtotrust._snapshot", "mtotrust._explain")
 
 # ``mtotrust/__init__.py`` imports the engine for the public API, and ``mtotrust/_verify/__init__.py`` the
 # verifier, so a plain import of any submodule loads them. The subprocess replaces both packages by empty ones

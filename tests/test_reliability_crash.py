@@ -16,7 +16,7 @@ import hostile as h
 import pytest
 
 from mtotrust import DecisionLog, Identity, MailAuth, Policy, Snapshot, SnapshotError, Trust, TrustEngine
-from mtotrust.policy import TEAMS_ACTIONS
+from mtotrust._policy import TEAMS_ACTIONS
 
 # -- SIGKILL ---------------------------------------------------------------------------------------------------
 
@@ -171,7 +171,7 @@ def test_fresh_snapshot_is_not_capped() -> None:
 
 
 def test_staleness_is_checked_per_call_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
-    import mtotrust.engine as engine_module
+    import mtotrust._engine as engine_module
 
     snap = _aged(0)
     engine = TrustEngine(snap, _policy("1h"))

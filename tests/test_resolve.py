@@ -8,7 +8,7 @@ import pytest
 from strategies import ACTIVE, DOMAINS, HOST, LITWARE, LOCAL, MINI, OUTSIDE, PENDING, build, native, synced
 
 from mtotrust import Identity, Snapshot, Trust
-from mtotrust.resolve import resolve
+from mtotrust._resolve import resolve
 
 U, E, G, M, I = Trust.UNTRUSTED, Trust.EXTERNAL, Trust.GUEST, Trust.MTO_MEMBER, Trust.INTERNAL
 

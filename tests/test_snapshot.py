@@ -15,7 +15,7 @@ from strategies import ACTIVE, LOCAL, MINI, build, domains, mto, organization, s
 
 import mtotrust._store
 from mtotrust import Snapshot, SnapshotError, Trust
-from mtotrust.resolve import resolve
+from mtotrust._resolve import resolve
 
 
 @pytest.fixture(name="folder")

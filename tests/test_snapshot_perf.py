@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 
 import mtotrust._directory as directory_module
+import mtotrust._snapshot as snapshot_module
 import mtotrust._store as store_module
-import mtotrust.snapshot as snapshot_module
 from mtotrust import Snapshot, SnapshotError
-from mtotrust.address import normalize_address, proxy_smtp_address, split_ext_upn
-from mtotrust.errors import IdentityError
-from mtotrust.model import DirectoryUser
+from mtotrust._address import normalize_address, proxy_smtp_address, split_ext_upn
+from mtotrust._errors import IdentityError
+from mtotrust._model import DirectoryUser
 from tests import hostile as h
 
 LOCAL = frozenset({"contoso.com", "contoso.onmicrosoft.com"})

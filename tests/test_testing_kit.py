@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtotrust import Identity, MailAuth, Policy, Snapshot, Trust, TrustEngine, parse_identity
-from mtotrust.errors import IdentityError
-from mtotrust.graph import UsersPage
+from mtotrust._errors import IdentityError
+from mtotrust._graph import UsersPage
 from mtotrust.testing import (
     SnapshotBuilder,
     assert_allowed,

@@ -12,9 +12,9 @@ import attrs
 import pytest
 
 from mtotrust import Policy, Snapshot, Trust
-from mtotrust import engine as engine_module
+from mtotrust import _engine as engine_module
+from mtotrust._resolve import resolve_address as real_resolve_address
 from mtotrust._verify import INVARIANTS, Facts, Report, enumerate_space, reference_trust, verify
-from mtotrust.resolve import resolve_address as real_resolve_address
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = ROOT / "examples" / "bad_policy.toml"

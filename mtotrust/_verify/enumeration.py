@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import attrs
 
+from mtotrust._address import normalize_address
 from mtotrust._builder import SnapshotBuilder
+from mtotrust._policy import Policy
+from mtotrust._snapshot import Snapshot
 from mtotrust._verify.space import ENABLED, EXTERNAL_KINDS, HOME_STATES, PARTNER_FLAGS, USER_TYPES, Case, Facts, Home
-from mtotrust.address import normalize_address
-from mtotrust.policy import Policy
-from mtotrust.snapshot import Snapshot
 
 __all__ = ["enumerate_space"]
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import attrs
 
+from mtotrust._model import DlpDecision, LabelDecision, MailDecision, Resolution, TeamsDecision, Trust
+from mtotrust._policy import Policy
 from mtotrust._verify.observe import Observation
 from mtotrust._verify.reference import reference_blocked, reference_decisions
 from mtotrust._verify.space import AUTH_VARIANTS
-from mtotrust.model import DlpDecision, LabelDecision, MailDecision, Resolution, TeamsDecision, Trust
-from mtotrust.policy import Policy
 
 __all__ = ["INVARIANTS", "CaseCheck", "GlobalCheck", "Invariant", "Violation"]
 

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 import attrs
 
+from mtotrust._engine import TrustEngine
+from mtotrust._model import DlpDecision, LabelDecision, MailDecision, Resolution, TeamsDecision
+from mtotrust._policy import TEAMS_ACTIONS, Policy
+from mtotrust._snapshot import Snapshot
 from mtotrust._verify.space import AUTH_VARIANTS, HOME_STATES, Case
-from mtotrust.engine import TrustEngine
-from mtotrust.model import DlpDecision, LabelDecision, MailDecision, Resolution, TeamsDecision
-from mtotrust.policy import TEAMS_ACTIONS, Policy
-from mtotrust.snapshot import Snapshot
 
 __all__ = ["Observation", "observe", "snapshot_cases"]
 

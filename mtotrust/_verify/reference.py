@@ -1,8 +1,8 @@
 """The reference evaluator: the trust and every app decision an identity should get, read from its attributes.
 
 It is deliberately slow and obvious, and independent of the engine: it reads a
-:class:`~mtotrust._verify.space.Facts` instead of a snapshot, and imports nothing but :mod:`mtotrust.model`,
-:mod:`mtotrust.policy`, :mod:`mtotrust.address` and :mod:`mtotrust.errors` (directly or through
+:class:`~mtotrust._verify.space.Facts` instead of a snapshot, and imports nothing but :mod:`mtotrust._model`,
+:mod:`mtotrust._policy`, :mod:`mtotrust._address` and :mod:`mtotrust._errors` (directly or through
 :mod:`mtotrust._verify.space`), never the resolver, the apps, the engine, the snapshot or the explanations.
 ``tests/test_reference_independence.py`` holds it to that.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import attrs
 
+from mtotrust._model import Trust
+from mtotrust._policy import TEAMS_ACTIONS, Policy, expand_grant
 from mtotrust._verify.space import AUTH_VARIANTS, Case, Facts
-from mtotrust.model import Trust
-from mtotrust.policy import TEAMS_ACTIONS, Policy, expand_grant
 
 __all__ = ["Expected", "reference_blocked", "reference_decisions", "reference_trust"]
 

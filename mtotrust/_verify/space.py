@@ -5,7 +5,7 @@ external, ``userType``, ``accountEnabled``, the caller's tenant id, how the addr
 an identity to evaluate, with its facts; :data:`AUTH_VARIANTS` are the mail authentication results every
 sender is checked under, each with the engine input it makes and what it means for the reference evaluator.
 
-This module imports only :mod:`mtotrust.model` and :mod:`mtotrust.policy`, so that the reference evaluator can
+This module imports only :mod:`mtotrust._model` and :mod:`mtotrust._policy`, so that the reference evaluator can
 build on it without touching the engine or the snapshot.
 """
 
@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 import attrs
 
-from mtotrust.model import Identity, MailAuth
-from mtotrust.policy import Policy
+from mtotrust._model import Identity, MailAuth
+from mtotrust._policy import Policy
 
 __all__ = [
     "AUTH_VARIANTS",

@@ -14,13 +14,13 @@ from typing import Any
 
 import attrs
 
+from mtotrust._engine import TrustEngine
+from mtotrust._explain import explain
+from mtotrust._policy import Policy
+from mtotrust._snapshot import Snapshot
 from mtotrust._verify.enumeration import enumerate_space
 from mtotrust._verify.invariants import INVARIANTS, Invariant, Violation
 from mtotrust._verify.observe import observe, snapshot_cases
-from mtotrust.engine import TrustEngine
-from mtotrust.explain import explain
-from mtotrust.policy import Policy
-from mtotrust.snapshot import Snapshot
 
 __all__ = ["Finding", "Report", "verify"]
 

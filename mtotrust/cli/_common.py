@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from mtotrust.errors import MtoTrustError
+from mtotrust._errors import MtoTrustError
 
 if TYPE_CHECKING:
-    from mtotrust.engine import TrustEngine
-    from mtotrust.model import Identity, MailAuth
-    from mtotrust.policy import Policy
-    from mtotrust.snapshot import Snapshot
+    from mtotrust._engine import TrustEngine
+    from mtotrust._model import Identity, MailAuth
+    from mtotrust._policy import Policy
+    from mtotrust._snapshot import Snapshot
 
 __all__ = [
     "EXIT_INTERNAL",
@@ -165,7 +165,7 @@ def load_snapshot(path: str | None) -> Snapshot:
 
     On a terminal a progress bar is drawn on stderr while loading, and erased.
     """
-    from mtotrust.snapshot import Snapshot
+    from mtotrust._snapshot import Snapshot
 
     if path is None:
         print("mtotrust: no --snapshot given; using the bundled sample MTO (Contoso)", file=sys.stderr)
@@ -176,7 +176,7 @@ def load_snapshot(path: str | None) -> Snapshot:
 
 def load_policy(path: str | None) -> Policy:
     """Load the policy file at ``path`` (TOML or JSON); ``None`` is :meth:`Policy.default`."""
-    from mtotrust.policy import Policy
+    from mtotrust._policy import Policy
 
     return Policy.default() if path is None else Policy.load(path)
 
@@ -190,7 +190,7 @@ def app_report(engine: TrustEngine, identity: Identity, auth: list[str] | MailAu
     sorted usage rights), then ``snapshot_id`` and ``policy_fingerprint``. Scripts parse this shape: add keys,
     never rename or drop one.
     """
-    from mtotrust.policy import TEAMS_ACTIONS
+    from mtotrust._policy import TEAMS_ACTIONS
 
     policy = engine.policy
     resolution = engine.resolve(identity).to_dict()

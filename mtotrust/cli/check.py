@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mtotrust._engine import TrustEngine
+from mtotrust._model import Identity
 from mtotrust.cli._common import EXIT_OK, UsageError, app_report, load_policy, load_snapshot
-from mtotrust.engine import TrustEngine
-from mtotrust.model import Identity
 
 if TYPE_CHECKING:
     import argparse

@@ -7,12 +7,12 @@ import json
 from typing import TYPE_CHECKING
 
 from mtotrust import __version__
+from mtotrust._engine import TrustEngine
+from mtotrust._explain import failed_checks
+from mtotrust._model import Identity, MailAuth, Resolution, Trust
+from mtotrust._policy import Policy
+from mtotrust._snapshot import Snapshot
 from mtotrust.cli._common import EXIT_OK, app_report, load_policy
-from mtotrust.engine import TrustEngine
-from mtotrust.explain import failed_checks
-from mtotrust.model import Identity, MailAuth, Resolution, Trust
-from mtotrust.policy import Policy
-from mtotrust.snapshot import Snapshot
 
 if TYPE_CHECKING:
     import argparse

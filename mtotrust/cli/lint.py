@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from mtotrust._errors import IdentityError, MtoTrustError
 from mtotrust.cli._common import EXIT_OK, EXIT_PROBLEMS, UsageError
-from mtotrust.errors import IdentityError, MtoTrustError
 
 if TYPE_CHECKING:
     import argparse
@@ -32,9 +32,9 @@ def lint(policy_path: str, snapshot_path: str | None, *, as_json: bool) -> int:
     Raises:
         UsageError: the policy or the snapshot cannot be read or is invalid (the message is one line naming it).
     """
+    from mtotrust._policy import Policy
+    from mtotrust._snapshot import Snapshot
     from mtotrust._verify import verify
-    from mtotrust.policy import Policy
-    from mtotrust.snapshot import Snapshot
 
     try:
         policy = Policy.load(policy_path)

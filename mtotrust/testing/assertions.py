@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mtotrust.apps import AuthInput
-from mtotrust.engine import TrustEngine
-from mtotrust.explain import explain
-from mtotrust.model import (
+from mtotrust._apps import AuthInput
+from mtotrust._engine import TrustEngine
+from mtotrust._explain import explain
+from mtotrust._model import (
     Decision,
     DlpDecision,
     Identity,
@@ -24,7 +24,7 @@ from mtotrust.model import (
     TeamsDecision,
     Trust,
 )
-from mtotrust.policy import expand_grant
+from mtotrust._policy import expand_grant
 
 __all__ = ["assert_allowed", "assert_inside", "assert_rights", "assert_tagged", "assert_trust"]
 

@@ -13,6 +13,8 @@ works on a plain install; this module is its public face.
 
 from __future__ import annotations
 
+from mtotrust._policy import Policy
+from mtotrust._snapshot import Snapshot
 from mtotrust._verify import (
     AUTH_VARIANTS,
     INVARIANTS,
@@ -26,8 +28,6 @@ from mtotrust._verify import (
     reference_trust,
     verify,
 )
-from mtotrust.policy import Policy
-from mtotrust.snapshot import Snapshot
 
 __all__ = [
     "AUTH_VARIANTS",

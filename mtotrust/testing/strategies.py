@@ -13,9 +13,9 @@ from typing import Any
 from hypothesis import strategies as st
 
 from mtotrust._builder import SnapshotBuilder
-from mtotrust.model import MailAuth, Trust
-from mtotrust.policy import PERMISSION_LEVELS, TEAMS_ACTIONS, USAGE_RIGHTS, Policy
-from mtotrust.snapshot import Snapshot
+from mtotrust._model import MailAuth, Trust
+from mtotrust._policy import PERMISSION_LEVELS, TEAMS_ACTIONS, USAGE_RIGHTS, Policy
+from mtotrust._snapshot import Snapshot
 
 __all__ = [
     "TRUST_NAMES",

@@ -13,7 +13,7 @@ import unicodedata
 import idna
 
 from mtotrust._confusables import skeleton
-from mtotrust.errors import IdentityError, shown
+from mtotrust._errors import IdentityError, shown
 
 __all__ = [
     "ASCII_ATEXT",

@@ -26,7 +26,8 @@ from typing import Any
 
 import attrs
 
-from mtotrust import graph
+from mtotrust import _graph as graph
+from mtotrust._address import domain_skeleton
 from mtotrust._directory import (
     Directory,
     Index,
@@ -36,6 +37,7 @@ from mtotrust._directory import (
     user_digest,
     users_digest,
 )
+from mtotrust._errors import SnapshotError
 from mtotrust._ingest import (
     Page,
     Progress,
@@ -46,11 +48,9 @@ from mtotrust._ingest import (
     read_folder,
     read_taken_at,
 )
+from mtotrust._model import DirectoryUser, Tenant
 from mtotrust._overlay import MISSING, Layered, Overlay
 from mtotrust._store import SCHEMA_VERSION, SQLITE_MAGIC, StoreParts, read_store, save_store
-from mtotrust.address import domain_skeleton
-from mtotrust.errors import SnapshotError
-from mtotrust.model import DirectoryUser, Tenant
 
 __all__ = ["SCHEMA_VERSION", "Progress", "Snapshot"]
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mtotrust import mailauth
-from mtotrust.address import normalize_domain
-from mtotrust.errors import IdentityError
-from mtotrust.model import DlpDecision, LabelDecision, MailAuth, MailDecision, Resolution, TeamsDecision, Trust
-from mtotrust.policy import Policy
+from mtotrust._address import normalize_domain
+from mtotrust._errors import IdentityError
+from mtotrust._model import DlpDecision, LabelDecision, MailAuth, MailDecision, Resolution, TeamsDecision, Trust
+from mtotrust._policy import Policy
 
 __all__ = ["AuthInput", "authenticate", "dlp", "label_rights", "mail", "mail_auth_from", "teams"]
 
@@ -134,7 +134,7 @@ def teams(resolution: Resolution, action: str, policy: Policy) -> TeamsDecision:
     """Decide whether a Teams ``action`` is allowed with ``resolution``'s identity.
 
     Raises:
-        PolicyError: for an action that is not one of :data:`mtotrust.policy.TEAMS_ACTIONS`.
+        PolicyError: for an action that is not one of :data:`mtotrust._policy.TEAMS_ACTIONS`.
     """
     allowed = resolution.trust >= policy.teams_minimum(action)
     return TeamsDecision(action=action, allowed=allowed, trust=resolution.trust,

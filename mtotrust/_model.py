@@ -1,6 +1,6 @@
 """Frozen, slotted records that carry data on the hot path.
 
-Nothing here validates input from outside: :mod:`mtotrust.graph` and :mod:`mtotrust.policy` do that at the
+Nothing here validates input from outside: :mod:`mtotrust._graph` and :mod:`mtotrust._policy` do that at the
 boundary and build these records once.
 """
 
@@ -317,4 +317,4 @@ AppDecision = MailDecision | DlpDecision | LabelDecision | TeamsDecision
 """The decision of one app."""
 
 Decision = Resolution | AppDecision
-"""Anything :func:`~mtotrust.explain` explains."""
+"""Anything :func:`~mtotrust._explain` explains."""

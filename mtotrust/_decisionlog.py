@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import IO, Any
 
-from mtotrust.model import AppDecision, DlpDecision, LabelDecision, MailDecision, Resolution
+from mtotrust._model import AppDecision, DlpDecision, LabelDecision, MailDecision, Resolution
 
 __all__ = ["DecisionLog", "outcome"]
 

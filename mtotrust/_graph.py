@@ -2,7 +2,7 @@
 
 Pydantic models of the Graph v1.0 responses a snapshot folder holds (design section 2). They **ignore** unknown
 fields, because Graph adds fields over time, but are strict about the types of the fields mtotrust reads: a
-``"true"`` string where Graph sends a boolean is a :class:`~mtotrust.errors.SnapshotError`, not a guess.
+``"true"`` string where Graph sends a boolean is a :class:`~mtotrust._errors.SnapshotError`, not a guess.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict  # pydantic needs this TypedDict before Python 3.12
 
-from mtotrust.errors import SnapshotError, shown
-from mtotrust.model import DirectoryUser, Tenant
+from mtotrust._errors import SnapshotError, shown
+from mtotrust._model import DirectoryUser, Tenant
 
 __all__ = [
     "DomainRow",

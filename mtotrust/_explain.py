@@ -6,7 +6,7 @@ keeps the two in step.
 
 from __future__ import annotations
 
-from mtotrust.model import Decision, DlpDecision, LabelDecision, MailDecision, Resolution, Trust
+from mtotrust._model import Decision, DlpDecision, LabelDecision, MailDecision, Resolution, Trust
 
 __all__ = ["CAPS", "REASONS", "explain", "failed_checks"]
 

@@ -1,4 +1,4 @@
-"""Identity → :class:`~mtotrust.model.Resolution`: the resolution rules of design section 3.
+"""Identity → :class:`~mtotrust._model.Resolution`: the resolution rules of design section 3.
 
 Every check is made and reported; when several fail, the lowest trust wins. Nothing here raises on a bad
 identity: an invalid one resolves to ``untrusted`` with the reason ``invalid_identity``.
@@ -10,12 +10,12 @@ from collections.abc import Callable
 
 import attrs
 
-from mtotrust.address import normalize_address, split_ext_upn
-from mtotrust.errors import IdentityError
-from mtotrust.explain import CAPS
-from mtotrust.model import DirectoryUser, Identity, IdentityLike, Resolution, Trust
-from mtotrust.policy import Policy
-from mtotrust.snapshot import Snapshot
+from mtotrust._address import normalize_address, split_ext_upn
+from mtotrust._errors import IdentityError
+from mtotrust._explain import CAPS
+from mtotrust._model import DirectoryUser, Identity, IdentityLike, Resolution, Trust
+from mtotrust._policy import Policy
+from mtotrust._snapshot import Snapshot
 
 __all__ = ["check_tenant_id", "home_tenant", "parse_identity", "resolve", "resolve_address"]
 

@@ -1,6 +1,6 @@
 """``Policy``: the declarative trust policy (docs/policy.md), validated by pydantic.
 
-Unknown keys are errors: a typo must be a :class:`~mtotrust.errors.PolicyError`, not a silently ignored rule.
+Unknown keys are errors: a typo must be a :class:`~mtotrust._errors.PolicyError`, not a silently ignored rule.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic_core import PydanticCustomError
 
-from mtotrust.address import normalize_address, normalize_domain
-from mtotrust.errors import IdentityError, PolicyError, shown
-from mtotrust.model import Resolution, Trust
+from mtotrust._address import normalize_address, normalize_domain
+from mtotrust._errors import IdentityError, PolicyError, shown
+from mtotrust._model import Resolution, Trust
 
 __all__ = ["PERMISSION_LEVELS", "TEAMS_ACTIONS", "USAGE_RIGHTS", "Policy", "expand_grant"]
 

@@ -29,12 +29,12 @@ from typing import Any, TypeVar
 import attrs
 import cachetools
 
-from mtotrust import apps
-from mtotrust.address import MAX_ADDRESS_LENGTH, split_plain_ascii
-from mtotrust.decisionlog import DecisionLog, outcome
-from mtotrust.errors import IdentityError
-from mtotrust.explain import explain
-from mtotrust.model import (
+from mtotrust import _apps as apps
+from mtotrust._address import MAX_ADDRESS_LENGTH, split_plain_ascii
+from mtotrust._decisionlog import DecisionLog, outcome
+from mtotrust._errors import IdentityError
+from mtotrust._explain import explain
+from mtotrust._model import (
     AppDecision,
     Decision,
     DlpDecision,
@@ -46,9 +46,9 @@ from mtotrust.model import (
     TeamsDecision,
     Trust,
 )
-from mtotrust.policy import Policy
-from mtotrust.resolve import resolve, resolve_address
-from mtotrust.snapshot import Snapshot
+from mtotrust._policy import Policy
+from mtotrust._resolve import resolve, resolve_address
+from mtotrust._snapshot import Snapshot
 
 __all__ = ["DEFAULT_CACHE_SIZE", "EngineStats", "TrustEngine"]
 
@@ -196,7 +196,7 @@ class TrustEngine:
         policy: defaults to :meth:`Policy.default`.
         cache_size: entries in the bounded decision cache; ``0`` disables it (every call that is not a
             precomputed per-snapshot answer resolves anew).
-        decision_log: an opt-in :class:`~mtotrust.decisionlog.DecisionLog`.
+        decision_log: an opt-in :class:`~mtotrust._decisionlog.DecisionLog`.
 
     Engine methods never raise on a bad identity; :meth:`mail` and :meth:`dlp` never raise at all: on any
     error they fail closed (tagged, ``NotInOrganization``) with the reason ``internal_error``. The engine is
@@ -296,8 +296,8 @@ class TrustEngine:
         """Resolve an identity that is not a key yet: the plain-ASCII fast path, else the full resolver.
 
         For a plain ASCII address every normalisation rule reduces to trimming and lower-casing
-        (:func:`~mtotrust.address.split_plain_ascii`), so its answer is looked up directly; anything else (non-ASCII,
-        a tenant id, invalid input) goes through :func:`~mtotrust.resolve.resolve`, the readable path this one is
+        (:func:`~mtotrust._address.split_plain_ascii`), so its answer is looked up directly; anything else (non-ASCII,
+        a tenant id, invalid input) goes through :func:`~mtotrust._resolve.resolve`, the readable path this one is
         pinned to by the tests.
         """
         if identity.__class__ is str:
