@@ -15,6 +15,7 @@ import random
 import sqlite3
 from typing import Any
 
+import hostile as h
 import pytest
 
 import mtotrust._directory as directory_module
@@ -24,7 +25,6 @@ from mtotrust import Snapshot, SnapshotError
 from mtotrust._address import normalize_address, proxy_smtp_address, split_ext_upn
 from mtotrust._errors import IdentityError
 from mtotrust._model import DirectoryUser
-from tests import hostile as h
 
 LOCAL = frozenset({"contoso.com", "contoso.onmicrosoft.com"})
 
