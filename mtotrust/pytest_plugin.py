@@ -76,10 +76,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def _marker_value(request: pytest.FixtureRequest, name: str) -> tuple[Any, Path] | None:
-    marker = request.node.get_closest_marker("mtotrust")
-    if marker is None or name not in marker.kwargs or marker.kwargs[name] is None:
-        return None
-    return marker.kwargs[name], Path(request.path).parent
+    """Return the closest ``mtotrust`` marker's ``name`` argument, each argument looked up on its own.
+
+    ``@pytest.mark.mtotrust(snapshot=...)`` on a test keeps the ``policy=`` its module's ``pytestmark`` gives.
+    """
+    for marker in request.node.iter_markers(name="mtotrust"):  # closest first: test, class, module
+        if marker.kwargs.get(name) is not None:
+            return marker.kwargs[name], Path(request.path).parent
+    return None
 
 
 def _ini_value(config: pytest.Config, name: str) -> tuple[Any, Path] | None:

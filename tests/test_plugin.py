@@ -168,6 +168,24 @@ class TestSelection:
         assert [f"mtotrust marker: {shown}"] == [
             line for line in result.outlines if line.startswith("mtotrust marker:")]
 
+    def test_each_argument_from_its_closest_marker(self, pytester: pytest.Pytester) -> None:
+        """A test's snapshot= keeps the policy= of its module's marker, and its own policy= wins over it."""
+        pytester.makepyfile("""
+            import pytest
+            from mtotrust import Policy
+
+            pytestmark = pytest.mark.mtotrust(policy="classic")
+
+            @pytest.mark.mtotrust(snapshot="sample")
+            def test_module_policy_kept(mto_policy):
+                assert Policy.classic().fingerprint == mto_policy.fingerprint
+
+            @pytest.mark.mtotrust(policy="default")
+            def test_own_policy_wins(mto_policy):
+                assert Policy.default().fingerprint == mto_policy.fingerprint
+            """)
+        pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
     def test_bad_module_marker_fails_every_test(self, pytester: pytest.Pytester) -> None:
         """A misspelt argument of a module marker fails every test of the module, fixtures or not."""
         pytester.makepyfile("""
