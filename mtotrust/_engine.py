@@ -90,8 +90,8 @@ class EngineStats:
 class _State:
     """One consistent view: a snapshot, a policy, and what was computed from exactly those two."""
 
-    __slots__ = ("answers", "cache", "changed", "fingerprint", "generation", "inherited", "lock", "misses", "policy",
-                 "snapshot", "snapshot_id", "stale_after")
+    __slots__ = ("answers", "blocks", "cache", "changed", "fingerprint", "generation", "inherited", "lock", "misses",
+                 "policy", "snapshot", "snapshot_id", "stale_after")
 
     def __init__(self, snapshot: Snapshot, policy: Policy, cache_size: int) -> None:
         self.snapshot = snapshot
@@ -99,6 +99,7 @@ class _State:
         self.generation = snapshot.generation
         self.snapshot_id = snapshot.id
         self.fingerprint = policy.fingerprint
+        self.blocks = bool(policy.block_entries)
         # Resolutions of indexed addresses, keyed by their normal form (which is also how a caller writes them).
         self.answers: dict[object, Resolution] = {}
         # How an address that no object carries resolves at a domain: (trust, reasons, home). It depends only on
@@ -141,7 +142,8 @@ class _State:
             return found
         miss = self.misses.get(domain)
         if miss is not None and not self.snapshot.lookup(key) and _EXT not in local:
-            return self.policy.apply(Resolution(key, miss[0], miss[1], key, None, miss[2], None, self.snapshot_id))
+            found = Resolution(key, miss[0], miss[1], key, None, miss[2], None, self.snapshot_id, self.fingerprint)
+            return self.policy.apply(found) if self.blocks else found
         found = resolve_address(self.snapshot, local, domain)  # may raise IdentityError (#EXT#)
         if found.user is not None or "ambiguous_match" in found.reasons:  # an indexed address: finite
             found = self.answers[key] = self.policy.apply(found)
@@ -301,12 +303,20 @@ class TrustEngine:
         pinned to by the tests.
         """
         if identity.__class__ is str:
-            parts = split_plain_ascii(identity.strip(" \t"))
-            if parts is not None:
-                try:
-                    return state.answer(*parts)
-                except IdentityError:  # a malformed #EXT# name: the resolver says invalid_identity
-                    pass
+            text = identity.strip(" \t")
+            if text.isascii():
+                # For ASCII, a valid address's normal form is its lower case, and the answers hold only valid
+                # normal forms: a hit proves validity too.
+                lowered = text.lower()
+                found = state.answers.get(lowered)
+                if found is not None:
+                    return found
+                parts = split_plain_ascii(lowered)
+                if parts is not None:
+                    try:
+                        return state.compute(parts[0], parts[1], lowered)
+                    except IdentityError:  # a malformed #EXT# name: the resolver says invalid_identity
+                        pass
         return resolve(state.snapshot, identity, state.policy, answer=state.answer)
 
     def resolve(self, identity: IdentityLike) -> Resolution:
