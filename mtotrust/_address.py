@@ -1,4 +1,4 @@
-"""Address and domain normalisation (design section 3, step 1).
+"""Address and domain normalisation: the first resolution step (docs/concepts.md, "Normalise").
 
 One function per idea: :func:`normalize_address` is the only parser of an e-mail address, used for the
 identities apps ask about and for every address in the directory, so both sides are compared in the same form.
@@ -142,9 +142,10 @@ def domain_skeleton(a_label: str) -> str:
 def normalize_address(text: str) -> tuple[str, str]:
     """Split and normalise an e-mail address into ``(local_part, a_label_domain)``.
 
-    Trims ASCII spaces and tabs at both ends only, rejects everything design section 3 rejects, lower-cases
-    the NFC local part with ``str.lower`` (not ``casefold``: it would merge distinct mailboxes) and maps the
-    domain to its A-label.
+    Trims ASCII spaces and tabs at both ends only; rejects control, format (zero-width, bidi) and non-ASCII space
+    characters anywhere, anything but exactly one ASCII ``@``, quoted local parts, a trailing dot, addresses over
+    320 characters and labels over 63; lower-cases the NFC local part with ``str.lower`` (not ``casefold``: it
+    would merge distinct mailboxes) and maps the domain to its UTS-46 A-label.
 
     Raises:
         IdentityError: naming the value and the rule it breaks.

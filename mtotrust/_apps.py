@@ -1,4 +1,4 @@
-"""Pure evaluators for the four apps of design section 4: mail tagging, DLP scope, labels and Teams.
+"""Pure evaluators for the four apps (docs/policy.md): mail tagging, DLP scope, labels and Teams.
 
 Each takes resolutions (already made by the resolver and cached by the engine) and a policy, and returns a
 decision record. They do no I/O and keep no state.
@@ -24,8 +24,8 @@ def mail_auth_from(auth: AuthInput, policy: Policy) -> tuple[MailAuth | None, tu
     """Turn the ``auth`` argument into the :class:`MailAuth` that counts, with the reasons for the choice.
 
     A ``MailAuth`` is trusted as given. From raw ``Authentication-Results`` values only the topmost one that
-    counts is used (design section 4); a counting header that cannot be parsed is a failure, never a reason to
-    read a lower, possibly forged one.
+    counts is used, so a forged header lower down cannot stand in for it; a counting header that cannot be
+    parsed is a failure, never a reason to read a lower, possibly forged one.
     """
     if auth is None:
         return None, ("auth_missing",)

@@ -88,7 +88,7 @@ class Normalizer:
         return None if decoded is None else f"{decoded[0]}@{decoded[1]}"
 
     def keys(self, user: DirectoryUser) -> list[str]:
-        """Every normalised address ``user`` answers to, without repeats (design section 3, step 3).
+        """Every normalised address ``user`` answers to, without repeats (the object-match step of resolution).
 
         ``mail``, the user principal name (an ``#EXT#`` name at a local verified domain by its decoded
         ``alias@homedomain`` only: the resolver never looks one up undecoded), ``otherMails``, ``SMTP:``/``smtp:``
@@ -106,7 +106,7 @@ class Normalizer:
             key = (found[0] if found else None) if upn == mail else norm(upn)
             local, _, domain = key.rpartition("@") if key is not None else ("", "", "")
             if "#ext#" in local and domain in self.local_domains:
-                # An #EXT# name at a local domain is only ever looked up decoded (design section 3, step 1), so
+                # An #EXT# name at a local domain is only ever looked up decoded (the resolver decodes it first), so
                 # it is indexed by the address it decodes to, not by itself.
                 key = self.ext_home(local, upn)
             if key is not None and key not in found:
@@ -126,7 +126,7 @@ class Normalizer:
 
 
 def user_addresses(user: DirectoryUser, local_domains: frozenset[str]) -> set[str]:
-    """Return every normalised address a directory object answers to (design section 3, step 3)."""
+    """Return every normalised address a directory object answers to (the object-match step of resolution)."""
     return set(Normalizer(local_domains).keys(user))
 
 

@@ -1,6 +1,6 @@
 """The only module that knows Microsoft Graph JSON.
 
-Pydantic models of the Graph v1.0 responses a snapshot folder holds (design section 2). They **ignore** unknown
+Pydantic models of the Graph v1.0 responses a snapshot folder holds (docs/snapshot.md). They **ignore** unknown
 fields, because Graph adds fields over time, but are strict about the types of the fields mtotrust reads: a
 ``"true"`` string where Graph sends a boolean is a :class:`~mtotrust._errors.SnapshotError`, not a guess.
 """

@@ -90,7 +90,7 @@ class DirectoryUser:
     """A user object of the local directory, reduced to the fields that decide trust.
 
     ``federated_external`` says the object has a ``federated`` identity issued by ``ExternalAzureAD``;
-    :attr:`external` derives the whole external-object test of design section 3 from it.
+    :attr:`external` derives the whole external-object test (docs/concepts.md, "Classify") from it.
 
     .. versionadded:: 0.1.0
     """

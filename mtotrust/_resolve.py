@@ -1,4 +1,4 @@
-"""Identity → :class:`~mtotrust._model.Resolution`: the resolution rules of design section 3.
+"""Identity → :class:`~mtotrust._model.Resolution`: the resolution rules (docs/concepts.md).
 
 Every check is made and reported; when several fail, the lowest trust wins. Nothing here raises on a bad
 identity: an invalid one resolves to ``untrusted`` with the reason ``invalid_identity``.
@@ -91,7 +91,7 @@ def resolve(snapshot: Snapshot, identity: IdentityLike, policy: Policy | None = 
 
 
 def check_tenant_id(resolution: Resolution, tenant_id: str) -> Resolution:
-    """Add the caller's ``tenant_id`` check to a resolution made without one (design section 3, step 4).
+    """Add the caller's ``tenant_id`` check, the step after classification, to a resolution made without one.
 
     The id is compared case-insensitively with the home tenant of the address's domain; a different one makes
     the identity ``untrusted``; when the domain maps to no tenant the id cannot be checked.
