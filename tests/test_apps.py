@@ -1,4 +1,4 @@
-"""Tests for the four app decisions of design section 4, through the engine: mail, DLP, labels, Teams, overrides."""
+"""Tests for the four app decisions, through the engine: mail tagging, DLP scope, labels, Teams, overrides."""
 
 
 
