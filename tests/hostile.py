@@ -38,13 +38,18 @@ from hypothesis import strategies as st
 
 import mtotrust
 from mtotrust import (
+    DlpDecision,
     Identity,
     IdentityError,
+    LabelDecision,
     MailAuth,
+    MailDecision,
     Policy,
     PolicyError,
+    Resolution,
     Snapshot,
     SnapshotError,
+    TeamsDecision,
     Trust,
     TrustEngine,
     parse_identity,
@@ -400,6 +405,7 @@ def bad_documents() -> list[tuple[str, dict[str, Any]]]:
     base = sample_documents()
     first_user = base["users"][0]["value"][0]
     cases: list[tuple[str, str, Any]] = []  # (label, role, replacement document or page list)
+    doc: Any  # every shape of document, deliberately
     for label, doc in [("not an object", []), ("null", None), ("string", "x"), ("no value", {}),
                        ("value null", {"value": None}), ("value object", {"value": {}}),
                        ("value empty", {"value": []}), ("value of strings", {"value": ["x"]})]:
@@ -616,35 +622,47 @@ def check_hostile_identity(engine: TrustEngine, identity: object, *, cap: Trust 
     """
     t = Tally()
     who = shown(identity)
-    res = _run(t, "engine.resolve", identity, lambda: engine.resolve(identity))  # type: ignore[arg-type]
+    hostile: Any = identity  # any value at all is handed to the engine: it must refuse it, not crash or fail open
+    res = _run(t, "engine.resolve", identity, lambda: engine.resolve(hostile))
     if res is not None and res.trust > cap:
         t.fail_open.append(("engine.resolve", who, f"trust {res.trust} > {cap}: {res.reasons}"))
     if cap >= Trust.MTO_MEMBER:  # a valid address the design trusts: only "no crash" is checked below
-        for call in (lambda: engine.mail(identity), lambda: engine.dlp([identity]),  # type: ignore[list-item]
-                     lambda: engine.teams(identity, "chat"), lambda: engine.label_rights(identity, "Confidential")):
+        for call in (lambda: engine.mail(hostile), lambda: engine.dlp([hostile]),
+                     lambda: engine.teams(hostile, "chat"), lambda: engine.label_rights(hostile, "Confidential")):
             _run(t, "engine.*", identity, call)
         return t
     domain = _domain_part(identity)
-    auths: list[object] = [None, MailAuth(dmarc="pass", header_from=domain),
-                           f"{TRUSTED_ID}; dmarc=pass header.from={domain}"[:2000]]
+    auths: list[MailAuth | str | None] = [None, MailAuth(dmarc="pass", header_from=domain),
+                                          f"{TRUSTED_ID}; dmarc=pass header.from={domain}"[:2000]]
     for auth in auths:
-        d = _run(t, "engine.mail", identity, lambda a=auth: engine.mail(identity, a))  # type: ignore[arg-type]
+        def mail(a: MailAuth | str | None = auth) -> MailDecision:
+            return engine.mail(hostile, a)
+
+        d = _run(t, "engine.mail", identity, mail)
         if d is not None and (not d.tag_external or d.trust > cap):
             t.fail_open.append(("engine.mail", who, f"untagged or trust {d.trust} with auth {shown(auth)}"))
-    forms: list[object] = [[identity], [LOCAL_SENDER, identity]]
+    forms: list[Any] = [[identity], [LOCAL_SENDER, identity]]
     if isinstance(identity, (str, Identity)):
         forms.append(identity)  # a single recipient may be passed bare
     for recipients in forms:
-        d = _run(t, "engine.dlp", identity, lambda r=recipients: engine.dlp(r))  # type: ignore[arg-type]
+        def dlp(r: Any = recipients) -> DlpDecision:
+            return engine.dlp(r)
+
+        d = _run(t, "engine.dlp", identity, dlp)
         if d is not None and (d.inside_organization or d.access_scope != "NotInOrganization"):
             t.fail_open.append(("engine.dlp", who, "InOrganization"))
     for label in LABELS:
-        d = _run(t, "engine.label_rights", identity,
-                 lambda lb=label: engine.label_rights(identity, lb))  # type: ignore[arg-type]
+        def label_rights(lb: str = label) -> LabelDecision:
+            return engine.label_rights(hostile, lb)
+
+        d = _run(t, "engine.label_rights", identity, label_rights)
         if d is not None and cap < Trust.GUEST and d.rights:
             t.fail_open.append(("engine.label_rights", who, f"{label}: {sorted(d.rights)}"))
     for action in TEAMS_ACTIONS:
-        d = _run(t, "engine.teams", identity, lambda ac=action: engine.teams(identity, ac))  # type: ignore[arg-type]
+        def teams(ac: str = action) -> TeamsDecision:
+            return engine.teams(hostile, ac)
+
+        d = _run(t, "engine.teams", identity, teams)
         if d is not None and d.allowed and d.trust > cap:
             t.fail_open.append(("engine.teams", who, f"{action} allowed at {d.trust}"))
     if isinstance(identity, str):
@@ -682,10 +700,15 @@ def check_loaders(workdir: Path) -> Tally:
     """Every malformed document, delta, snapshot file and policy through its loader."""
     t = Tally()
     for label, kwargs in bad_documents():
-        _expect_error(t, "Snapshot.from_documents", label, lambda k=kwargs: Snapshot.from_documents(**k),
-                      SnapshotError)
+        def from_documents(k: dict[str, Any] = kwargs) -> Snapshot:
+            return Snapshot.from_documents(**k)
+
+        _expect_error(t, "Snapshot.from_documents", label, from_documents, SnapshotError)
     for label, pages in bad_delta_pages():
-        _expect_error(t, "Snapshot.with_delta", label, lambda p=pages: SAMPLE.with_delta(p), SnapshotError)
+        def with_delta(p: Any = pages) -> Snapshot:
+            return SAMPLE.with_delta(p)
+
+        _expect_error(t, "Snapshot.with_delta", label, with_delta, SnapshotError)
     for i, (label, rel, data) in enumerate(bad_snapshot_files()):
         folder = make_sample_copy(workdir / f"snap-{i}")
         target = folder / rel.rstrip("/")
@@ -698,16 +721,30 @@ def check_loaders(workdir: Path) -> Tally:
             target.mkdir()
         elif data is not None:
             target.write_bytes(data)
-        _expect_error(t, "Snapshot.load(folder)", label, lambda f=folder: Snapshot.load(f), SnapshotError)
+
+        def load_folder(f: Path = folder) -> Snapshot:
+            return Snapshot.load(f)
+
+        _expect_error(t, "Snapshot.load(folder)", label, load_folder, SnapshotError)
     for label, data in BAD_POLICY_DATA:
-        _expect_error(t, "Policy.from_data", label, lambda d=data: Policy.from_data(d), PolicyError)
+        def from_data(d: Any = data) -> Policy:
+            return Policy.from_data(d)
+
+        _expect_error(t, "Policy.from_data", label, from_data, PolicyError)
     for i, (label, name, raw) in enumerate(BAD_POLICY_FILES):
         path = workdir / f"policy-{i}" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(raw)
-        _expect_error(t, "Policy.load", label, lambda p=path: Policy.load(p), PolicyError)
+
+        def load_file(p: Path = path) -> Policy:
+            return Policy.load(p)
+
+        _expect_error(t, "Policy.load", label, load_file, PolicyError)
     for label, path in [("missing file", workdir / "nope.toml"), ("a folder", workdir)]:
-        _expect_error(t, "Policy.load", label, lambda p=path: Policy.load(p), PolicyError)
+        def load_path(p: Path = path) -> Policy:
+            return Policy.load(p)
+
+        _expect_error(t, "Policy.load", label, load_path, PolicyError)
     return t
 
 
@@ -798,7 +835,7 @@ HOSTILE_ALPHABET = st.sampled_from(
 def hostile_text() -> st.SearchStrategy[str]:
     """Arbitrary text over all of Unicode, lone surrogates included, sometimes long."""
     return st.one_of(
-        st.text(st.characters(codec=None, categories=None), max_size=80),  # type: ignore[call-overload]
+        st.text(st.characters(codec=None, categories=None), max_size=80),
         st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=400),
         st.lists(HOSTILE_ALPHABET, max_size=40).map("".join),
     )
@@ -925,6 +962,7 @@ def swap_stress(swaps: int = 100, readers: int = 8, cache_size: int = 4096) -> S
         try:
             while not stop.is_set():
                 before = published[0]
+                answer: Resolution | tuple[Resolution, ...]
                 if rng.random() < 0.2:
                     kind = "__dlp__"
                     answer = engine.dlp(list(SWAP_IDENTITIES)).recipients

@@ -186,7 +186,7 @@ class TestParseIdentity:
     def test_wrong_tenant_id_type(self):
         """A non-str tenant id is an IdentityError."""
         with pytest.raises(IdentityError):
-            parse_identity("a@b.com", 42)
+            parse_identity("a@b.com", 42)  # type: ignore[arg-type]
 
 
 _ASCII_PRINTABLE = st.characters(min_codepoint=0x21, max_codepoint=0x7E)

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from strategies import MINI, build, native, synced
 
@@ -28,7 +30,7 @@ MALFORMED = [
     "megan＠contoso.com", "meg\u202ean@contoso.com", "meg\u200ban@contoso.com", "megan@con\u00adtoso.com",
 ]
 WRONG_TYPES = [None, 42, 3.5, b"megan@contoso.com", ["megan@contoso.com"], {"a": 1}, object(),
-               Identity(None), Identity(b"a@b.com"), Identity("megan@contoso.com", 5)]
+               Identity(None), Identity(b"a@b.com"), Identity("megan@contoso.com", 5)]  # type: ignore[arg-type]
 ENGINE = TrustEngine(build([native("u1", "megan@contoso.com"), synced("u2", "cameron@fabrikam.com")]),
                      Policy.from_data({"labels": {"L": {"untrusted": [], "internal": "Viewer"}}}))
 
@@ -131,7 +133,7 @@ class TestBadSnapshotInput:
         ("domains", {"value": [{"domainName": 5, "tenantId": "t"}]}), ("mto", "mto")])
     def test_wrong_json_types(self, field, value):
         """A wrong JSON type in any document is a SnapshotError naming the file."""
-        docs = {"organization": {"value": [{"id": "t", "verifiedDomains": [{"name": "contoso.com"}]}]},
+        docs: dict[str, Any] = {"organization": {"value": [{"id": "t", "verifiedDomains": [{"name": "contoso.com"}]}]},
                 "mto": {"value": []}, "domains": {"value": []}, "users": []}
         docs[field] = value
         with pytest.raises(SnapshotError, match=f"{field}.json"):

@@ -237,7 +237,7 @@ class TestLabels:
     def test_label_not_a_str_through_engine(self):
         """The engine passes the policy's PolicyError on for a label that is not a str."""
         with pytest.raises(PolicyError) as info:
-            TrustEngine(Snapshot.sample()).label_rights("megan@contoso.com", ["C"])
+            TrustEngine(Snapshot.sample()).label_rights("megan@contoso.com", ["C"])  # type: ignore[arg-type]
         assert ("labels", ["C"]) == (info.value.key, info.value.value)
 
 
@@ -258,7 +258,7 @@ class TestTeamsMinimum:
     def test_action_not_a_str_through_engine(self):
         """The engine passes the policy's PolicyError on for a Teams action that is not a str."""
         with pytest.raises(PolicyError) as info:
-            TrustEngine(Snapshot.sample()).teams("megan@contoso.com", ["chat"])
+            TrustEngine(Snapshot.sample()).teams("megan@contoso.com", ["chat"])  # type: ignore[arg-type]
         assert ("teams", ["chat"]) == (info.value.key, info.value.value)
 
     def test_trust_member_minimum(self):

@@ -50,7 +50,7 @@ def sample_decisions():
     """Every resolution and app decision the bundled sample gives for its demo identities and indexed addresses."""
     snap = Snapshot.sample()
     demo = json.loads((resources.files("mtotrust") / "sample" / "demo.json").read_text(encoding="utf-8"))
-    identities = [Identity(i["identity"], i["tenant_id"]) for i in demo["identities"]]
+    identities: list[Identity | str] = [Identity(i["identity"], i["tenant_id"]) for i in demo["identities"]]
     identities += sorted(snap.addresses())
     policy = Policy.from_data({"mail": {"trusted_authserv_ids": ["mx.contoso.com"]},
                                "labels": {"L": {"internal": "Viewer"}}, "overrides": {"block": ["adatum.com"]}})
@@ -62,13 +62,13 @@ def sample_decisions():
         for auth in (None, MailAuth(dmarc="pass", header_from=domain), MailAuth(smtp_auth=True),
                      f"mx.contoso.com; dmarc=fail header.from={domain}", "mx.contoso.com; dmarc=pass header.from=(",
                      "mx.contoso.com; dmarc=pass header.from=other.example", "other; dmarc=pass", ["x", 1], b"x"):
-            yield engine.mail(identity, auth)
+            yield engine.mail(identity, auth)  # type: ignore[arg-type]
         yield engine.dlp([identity])
         yield engine.label_rights(identity, "L")
         for action in TEAMS_ACTIONS:
             yield engine.teams(identity, action)
     yield engine.dlp([])
-    yield engine.dlp(None)
+    yield engine.dlp(None)  # type: ignore[arg-type]
 
 
 class TestSampleReasons:

@@ -12,6 +12,8 @@ from pathlib import Path
 import hostile as h
 import pytest
 
+from mtotrust import Trust
+
 SAMPLE = str(h.SAMPLE_DIR)
 
 
@@ -88,7 +90,7 @@ def _cli_safe(text: str) -> bool:
 
 def test_hostile_identities_are_answered_fail_closed_in_one_run() -> None:
     """Everything argv can carry (not NUL) in one invocation: exit 0, JSON, never above external."""
-    identities = [s for s in h.HOSTILE_STRINGS if _cli_safe(s) and h.hostile_cap(s) <= h.Trust.EXTERNAL]
+    identities = [s for s in h.HOSTILE_STRINGS if _cli_safe(s) and h.hostile_cap(s) <= Trust.EXTERNAL]
     identities += [a for a, _, e in h.CONFUSABLE_IDENTITIES if e in ("confusable", "foreign")][:150]
     proc = run("check", "--snapshot", SAMPLE, "--json", "--auth", "mx.contoso.com; dmarc=pass header.from=x",
                "--", *identities)
@@ -109,7 +111,7 @@ def test_hostile_identities_from_a_file_are_answered_fail_closed(tmp_path: Path)
     line is answered in order, exit 0, never above external; an unreadable --from is exit 2 with one line."""
     lines = [s.strip(" \t\r") for s in h.HOSTILE_STRINGS
              if "\n" not in s and not any("\ud800" <= c <= "\udfff" for c in s)]
-    lines = [s for s in lines if s and h.hostile_cap(s) <= h.Trust.EXTERNAL]
+    lines = [s for s in lines if s and h.hostile_cap(s) <= Trust.EXTERNAL]
     path = tmp_path / "hostile.txt"
     path.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(s.encode("utf-8") for s in lines) + b"\r\nx\xff\xfe@y.z\r\n")
     proc = run("check", "--snapshot", SAMPLE, "--json", "--from", str(path))

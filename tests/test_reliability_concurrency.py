@@ -13,7 +13,7 @@ import threading
 
 import hostile as h
 
-from mtotrust import DecisionLog, Trust, TrustEngine
+from mtotrust import DecisionLog, Policy, Trust, TrustEngine
 
 
 def test_eight_readers_and_a_hundred_swaps_never_see_a_mix_or_a_stale_answer() -> None:
@@ -53,7 +53,7 @@ def test_after_update_returns_no_previous_answer_is_served() -> None:
 
 
 def test_policy_swaps_under_load_are_atomic_too() -> None:
-    strict = h.Policy.classic()
+    strict = Policy.classic()
     engine = TrustEngine(h.SAMPLE, h.POLICY)
     errors: list[str] = []
     stop = threading.Event()

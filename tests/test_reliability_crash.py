@@ -11,6 +11,7 @@ import random
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import hostile as h
 import pytest
@@ -116,7 +117,7 @@ def test_not_a_store(tmp_path: Path) -> None:
 
 # -- freshness -------------------------------------------------------------------------------------------------
 
-SAMPLE_IDENTITIES = ["megan@contoso.com", "cameron@fabrikam.com", "pat@fabrikam.com",
+SAMPLE_IDENTITIES: list[Identity | str] = ["megan@contoso.com", "cameron@fabrikam.com", "pat@fabrikam.com",
                      Identity("cameron@fabrikam.com", "22222222-2222-4222-8222-222222222222")]
 
 
@@ -144,10 +145,10 @@ def _every_decision(engine: TrustEngine, identity: Identity | str) -> list[tuple
         d = engine.teams(identity, action)
         out.append((f"teams.{action}", d.trust, d.reasons))
     for label in h.LABELS:
-        d = engine.label_rights(identity, label)
-        out.append((f"labels.{label}", d.trust, d.reasons))
-        if d.trust <= Trust.EXTERNAL:
-            assert d.rights == frozenset()
+        ld = engine.label_rights(identity, label)
+        out.append((f"labels.{label}", ld.trust, ld.reasons))
+        if ld.trust <= Trust.EXTERNAL:
+            assert ld.rights == frozenset()
     return out
 
 
@@ -171,13 +172,13 @@ def test_fresh_snapshot_is_not_capped() -> None:
 
 
 def test_staleness_is_checked_per_call_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
-    import mtotrust._engine as engine_module
+    import time  # the engine reads the clock as time.time()
 
     snap = _aged(0)
     engine = TrustEngine(snap, _policy("1h"))
     assert engine.resolve("cameron@fabrikam.com").trust is Trust.MTO_MEMBER  # now cached
     later = snap.taken_at.timestamp() + 3601
-    monkeypatch.setattr(engine_module.time, "time", lambda: later)
+    monkeypatch.setattr(time, "time", lambda: later)
     assert engine.resolve("cameron@fabrikam.com").trust is Trust.EXTERNAL
     assert engine.mail("cameron@fabrikam.com", MailAuth(dmarc="pass", header_from="fabrikam.com")).tag_external
     assert not engine.dlp(["cameron@fabrikam.com"]).inside_organization
@@ -194,7 +195,7 @@ def test_staleness_survives_the_store(tmp_path: Path) -> None:
 FIELDS = {"time", "decision_id", "app", "trust", "outcome", "reasons", "snapshot_id", "policy_fingerprint"}
 
 
-def _logged(**kwargs: object) -> tuple[list[dict[str, object]], TrustEngine]:
+def _logged(**kwargs: object) -> tuple[list[dict[str, Any]], TrustEngine]:
     stream = io.StringIO()
     engine = TrustEngine(h.SAMPLE, h.POLICY, decision_log=DecisionLog(stream, **kwargs))  # type: ignore[arg-type]
     engine.mail("cameron@fabrikam.com", "mx.contoso.com; dmarc=pass header.from=fabrikam.com")

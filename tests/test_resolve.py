@@ -364,6 +364,7 @@ class TestResolutionFields:
     def test_fields(self, mini):
         """A resolution carries the identity in normal form, the address looked up, the object and the home tenant."""
         result = resolve(mini, Identity(" Cameron@Fabrikam.com", ACTIVE))
+        assert result.user is not None
         assert ("cameron@fabrikam.com", "cameron@fabrikam.com", "u-cameron", ACTIVE, ACTIVE) == (
             result.identity, result.address, result.user.id, result.home_tenant_id, result.tenant_id)
 

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sqlite3
+from typing import Any
 
 import pytest
 from strategies import ACTIVE, LOCAL, MINI, build, domains, mto, organization, synced
@@ -102,6 +103,7 @@ class TestFolderErrors:
         with pytest.raises(SnapshotError, match="duplicate tenant id") as info:
             Snapshot.load(folder)
         assert (str(path), "22222222-2222-4222-8222-222222222222") == (info.value.file, info.value.value)
+        assert info.value.path is not None
         assert info.value.path.endswith(".tenantId")
 
     def test_missing_users_folder(self, folder):
@@ -225,14 +227,18 @@ class TestDelta:
     def test_new_object(self):
         """A delta entry for an unknown id adds the object."""
         snap = build([], delta=[[synced("u9", "new@fabrikam.com")]])
-        assert "u9" == resolve(snap, "new@fabrikam.com").user.id
+        user = resolve(snap, "new@fabrikam.com").user
+        assert user is not None
+        assert "u9" == user.id
 
     def test_delta_changes_address_index(self):
         """A changed mail moves the object in the address index."""
         snap = build([synced("u1", "a@fabrikam.com")],
                      delta=[[{"id": "u1", "mail": "b@fabrikam.com", "proxyAddresses": [],
                                  "userPrincipalName": "b_fabrikam.com#EXT#@contoso.onmicrosoft.com"}]])
-        assert ("u1", None) == (resolve(snap, "b@fabrikam.com").user.id, resolve(snap, "a@fabrikam.com").user)
+        moved = resolve(snap, "b@fabrikam.com").user
+        assert moved is not None
+        assert ("u1", None) == (moved.id, resolve(snap, "a@fabrikam.com").user)
 
     def test_with_delta_returns_new_snapshot(self):
         """with_delta leaves the original untouched and gives a new generation."""
@@ -395,7 +401,7 @@ class TestSnapshotId:
         """The same users split over other pages, in another order, give the same id."""
         users = [synced(f"u{i}", f"p{i}@fabrikam.com") for i in range(6)]
         one = build(users)
-        docs = {"organization": organization(), "mto": mto(), "domains": domains()}
+        docs: dict[str, Any] = {"organization": organization(), "mto": mto(), "domains": domains()}
         split = Snapshot.from_documents(**docs, users=[{"value": users[4:]}, {"value": users[:4][::-1]}])
         assert one.id == split.id
 
