@@ -241,7 +241,7 @@ def _hostile_identity_strings() -> list[str]:
     return out
 
 
-# Identities whose answer the corpus states exactly (#EXT# decoding rules of design section 3).
+# Identities whose answer the corpus states exactly (the #EXT# decoding rules of docs/concepts.md).
 EXT_CASES: list[tuple[str, Trust]] = [
     ("cameron_fabrikam.com#EXT#@contoso.onmicrosoft.com", Trust.MTO_MEMBER),
     ("CAMERON_FABRIKAM.COM#ext#@CONTOSO.ONMICROSOFT.COM", Trust.MTO_MEMBER),
@@ -626,7 +626,7 @@ def check_hostile_identity(engine: TrustEngine, identity: object, *, cap: Trust 
     res = _run(t, "engine.resolve", identity, lambda: engine.resolve(hostile))
     if res is not None and res.trust > cap:
         t.fail_open.append(("engine.resolve", who, f"trust {res.trust} > {cap}: {res.reasons}"))
-    if cap >= Trust.MTO_MEMBER:  # a valid address the design trusts: only "no crash" is checked below
+    if cap >= Trust.MTO_MEMBER:  # a valid address the rules trust: only "no crash" is checked below
         for call in (lambda: engine.mail(hostile), lambda: engine.dlp([hostile]),
                      lambda: engine.teams(hostile, "chat"), lambda: engine.label_rights(hostile, "Confidential")):
             _run(t, "engine.*", identity, call)
@@ -757,7 +757,7 @@ def make_sample_copy(dest: Path) -> Path:
 
 
 def hostile_cap(identity: object) -> Trust:
-    """The highest trust design section 3 allows a corpus identity.
+    """The highest trust the resolution rules (docs/concepts.md) allow a corpus identity.
 
     ``external`` for everything, except a string that is a *valid* address at a local verified domain once
     trimmed and normalised (``"\\tmegan@contoso.com"``, ``"evil.example!megan@contoso.com"``): any address at

@@ -1,4 +1,4 @@
-"""Tests for address normalisation and the strict parser (design section 3, step 1)."""
+"""Tests for address normalisation and the strict parser (the first step of resolution: normalise)."""
 
 
 

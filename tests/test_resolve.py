@@ -1,4 +1,4 @@
-"""Tests for the resolution rules of design section 3: one test (or one small class) per rule."""
+"""Tests for the resolution rules (docs/concepts.md): one test (or one small class) per rule."""
 
 
 

@@ -1,4 +1,4 @@
-"""Tests for Snapshot: folder loading, errors, delta pages, generations and the SQLite store (design section 2)."""
+"""Tests for Snapshot: folder loading, errors, delta pages, generations and the SQLite store."""
 
 
 

@@ -1,7 +1,7 @@
 """Behaviour of the fast snapshot paths (issue 3): they must answer exactly as the plain, obvious code does.
 
 No timing here: speed is measured by ``python -m benchmarks.run``. These tests pin what the fast paths must
-not change: the address index (against a reference written from design section 3 with ``normalize_address``),
+not change: the address index (against a reference written plainly from the rules with ``normalize_address``),
 the overlay deltas (against a snapshot built from scratch), the SQLite store of schema version 2 (and reading
 version 1), ``changed_addresses`` and load progress.
 """
@@ -30,7 +30,7 @@ LOCAL = frozenset({"contoso.com", "contoso.onmicrosoft.com"})
 
 
 def reference_addresses(user: DirectoryUser, local_domains: frozenset[str]) -> set[str]:
-    """The index keys of one object, written plainly from design section 3 (the pre-0.2 implementation)."""
+    """The index keys of one object, written plainly from the rules (the pre-0.2 implementation)."""
     raw = [user.mail, user.user_principal_name, *user.other_mails]
     raw.extend(proxy_smtp_address(p) for p in user.proxy_addresses)
     found: set[str] = set()
