@@ -1,4 +1,4 @@
-"""Seeded, synthetic Graph-shaped MTO directories for the benchmarks (design section 2 folder format).
+"""Seeded, synthetic Graph-shaped MTO directories for the benchmarks, as snapshot folders ``Snapshot.load`` reads.
 
 Everything is derived from ``random.Random(seed)``: the same ``(users, seed)`` gives byte-identical files, the
 same query mix and the same delta pages.
@@ -32,6 +32,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from mtotrust._builder import display_name_for, external_object, native_object
 
 __all__ = ["Directory", "build", "delta_pages", "parse_size", "query_mix", "write_folder"]
 
@@ -122,33 +124,18 @@ def _tenants(rng: random.Random) -> tuple[list[dict[str, Any]], list[dict[str, A
 
 def _internal(rng: random.Random, i: int, enabled: bool = True) -> dict[str, Any]:
     alias = f"{rng.choice(_FIRST)}.{rng.choice(_LAST)}{i}"
-    domain = "contoso.co.uk" if i % 10 == 0 else "contoso.com"
-    addr = f"{alias}@{domain}"
-    return {
-        "id": _uuid(rng), "displayName": alias.replace(".", " ").title(), "userPrincipalName": addr, "mail": addr,
-        "otherMails": [], "proxyAddresses": [f"SMTP:{addr}", f"smtp:{alias}@{_INITIAL}"],
-        "userType": "Member", "creationType": None, "accountEnabled": enabled, "externalUserState": None,
-        "identities": [{"signInType": "userPrincipalName", "issuer": _INITIAL, "issuerAssignedId": addr}],
-    }
+    addr = f"{alias}@{'contoso.co.uk' if i % 10 == 0 else 'contoso.com'}"
+    return native_object(_uuid(rng), addr, host=_INITIAL, display_name=display_name_for(addr),
+                         proxies=[f"SMTP:{addr}", f"smtp:{alias}@{_INITIAL}"], enabled=enabled, external_state=None)
 
 
 def _external(rng: random.Random, i: int, home: str, *, user_type: str | None = "Member",
               enabled: bool | None = True) -> dict[str, Any]:
-    alias = f"{rng.choice(_FIRST)}.{rng.choice(_LAST)}{i}"
-    addr = f"{alias}@{home}"
-    upn = f"{alias}_{home}#EXT#@{_INITIAL}"
-    user: dict[str, Any] = {
-        "id": _uuid(rng), "displayName": alias.replace(".", " ").title(), "userPrincipalName": upn, "mail": addr,
-        "otherMails": [addr] if i % 3 == 0 else [], "proxyAddresses": [f"SMTP:{addr}"],
-        "creationType": "Invitation", "externalUserState": "Accepted",
-        "identities": [{"signInType": "federated", "issuer": "ExternalAzureAD", "issuerAssignedId": None},
-                       {"signInType": "userPrincipalName", "issuer": _INITIAL, "issuerAssignedId": upn}],
-    }
-    if user_type is not None:
-        user["userType"] = user_type
-    if enabled is not None:
-        user["accountEnabled"] = enabled
-    return user
+    addr = f"{rng.choice(_FIRST)}.{rng.choice(_LAST)}{i}@{home}"
+    return external_object(_uuid(rng), addr, host=_INITIAL, display_name=display_name_for(addr),
+                           other_mails=[addr] if i % 3 == 0 else [], user_type=... if user_type is None else user_type,
+                           creation_type="Invitation", enabled=... if enabled is None else enabled,
+                           external_state="Accepted")
 
 
 def build(users: int, seed: int = 7) -> Directory:
@@ -212,7 +199,7 @@ def build(users: int, seed: int = 7) -> Directory:
 
 
 def write_folder(d: Directory, folder: str | os.PathLike[str]) -> Path:
-    """Write ``d`` as a snapshot folder (design section 2); returns the folder."""
+    """Write ``d`` as a snapshot folder (one JSON document per file, ``users/NNNN.json`` pages); returns it."""
     root = Path(folder)
     (root / "users").mkdir(parents=True, exist_ok=True)
     for name, doc in (("organization.json", d.organization), ("mto.json", d.mto), ("domains.json", d.domains),

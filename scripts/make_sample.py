@@ -5,7 +5,8 @@ The sample is a fictitious multi-tenant organization seen from the directory of 
 Every Graph file holds a Microsoft Graph v1.0 response body in the shape Graph returns it (the snapshot
 folder contract); ``domains.json`` and ``demo.json`` are mtotrust's own formats.
 
-The output is committed as source data. The generator is deterministic: standard library only, one
+The output is committed as source data. The user objects come from mtotrust's own Graph shapes
+(``mtotrust._builder``); everything else is standard library. The generator is deterministic: one
 ``random.Random(2024)`` drawn in a fixed order, JSON written with ``indent=1``, sorted keys, ASCII escapes
 and a trailing newline, so two runs give byte-identical files.
 
@@ -24,7 +25,10 @@ import random
 import sys
 import uuid
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
+
+from mtotrust._builder import external_object, native_object
 
 SEED = 2024
 PAGE_SIZE = 100
@@ -136,21 +140,16 @@ class Generator:
             proxies.append(f"SIP:{upn}")
         self.claim(upn, f"{alias}@{LOCAL_HOST}", *([f"{alias}@contoso.co.uk"] if uk else []))
         self.claim(*(other_mails or []))
-        return {
-            "id": self.new_id(),
-            "displayName": display,
-            "userPrincipalName": upn,
-            "mail": upn,
-            "otherMails": list(other_mails or []),
-            "proxyAddresses": proxies,
-            "userType": "Member",
-            "creationType": None,
-            "externalUserState": None,
-            "accountEnabled": enabled,
-            "identities": [
-                {"signInType": "userPrincipalName", "issuer": LOCAL_HOST, "issuerAssignedId": upn}
-            ],
-        }
+        return native_object(
+            self.new_id(),
+            upn,
+            host=LOCAL_HOST,
+            display_name=display,
+            other_mails=other_mails or [],
+            proxies=proxies,
+            enabled=enabled,
+            external_state=None,
+        )
 
     def external(
         self,
@@ -158,38 +157,35 @@ class Generator:
         alias: str,
         home: str,
         *,
-        user_type: str = "Member",
-        enabled: bool = True,
+        user_type: str | EllipsisType = "Member",
+        enabled: bool | EllipsisType = True,
         upn_home: tuple[str, str] | None = None,
         other_mails: list[str] | None = None,
         state: str = "Accepted",
         issuer: str = "ExternalAzureAD",
     ) -> dict[str, Any]:
-        """A B2B object: a CTS-synced member, an invited guest or an invited external member."""
+        """A B2B object: a CTS-synced member, an invited guest or an invited external member.
+
+        ``...`` for ``user_type`` or ``enabled`` leaves the field out.
+        """
         mail = f"{alias}@{home}"
         upn_alias, upn_domain = upn_home or (alias, home)
-        upn = f"{upn_alias}_{upn_domain}#EXT#@{LOCAL_HOST}"
         decoded = f"{upn_alias}@{upn_domain}"
         self.claim(mail, *([decoded] if decoded != mail else []))
         self.claim(*(m for m in (other_mails or []) if m != mail))
-        identities: list[dict[str, Any]] = []
-        if state == "Accepted":
-            assigned = mail if issuer == "mail" else None
-            identities.append({"signInType": "federated", "issuer": issuer, "issuerAssignedId": assigned})
-        identities.append({"signInType": "userPrincipalName", "issuer": LOCAL_HOST, "issuerAssignedId": upn})
-        return {
-            "id": self.new_id(),
-            "displayName": display,
-            "userPrincipalName": upn,
-            "mail": mail,
-            "otherMails": list(other_mails or []),
-            "proxyAddresses": [f"SMTP:{mail}"],
-            "userType": user_type,
-            "creationType": "Invitation",
-            "externalUserState": state,
-            "accountEnabled": enabled,
-            "identities": identities,
-        }
+        return external_object(
+            self.new_id(),
+            mail,
+            host=LOCAL_HOST,
+            home=decoded,
+            display_name=display,
+            other_mails=other_mails or [],
+            user_type=user_type,
+            creation_type="Invitation",
+            enabled=enabled,
+            external_state=state,
+            issuer=issuer if state == "Accepted" else None,  # no federated identity until the invitation is redeemed
+        )
 
     # -- the directory --------------------------------------------------------------------------------------
 
@@ -217,12 +213,8 @@ class Generator:
         self.add(
             synced, self.external("Kim Larsen", "kim", "fabrikam.com", upn_home=("kim", "litware.com")), "kim"
         )
-        rui = self.external("Rui Costa", "rui", "fabrikam.com")
-        del rui["accountEnabled"]
-        self.add(synced, rui, "rui")
-        eve = self.external("Eve Moreau", "eve", "fabrikam.com")
-        del eve["userType"]
-        self.add(synced, eve, "eve")
+        self.add(synced, self.external("Rui Costa", "rui", "fabrikam.com", enabled=...), "rui")
+        self.add(synced, self.external("Eve Moreau", "eve", "fabrikam.com", user_type=...), "eve")
         self.add(synced, self.external("Lee Tanaka", "lee", "litware.com"), "lee")
         self.add(synced, self.external("Tara Novak", "tara", "tailspintoys.com"), "tara")
         self.add(synced, self.external("Nora Haddad", "nora", "northwindtraders.com"), "nora")
@@ -648,7 +640,7 @@ Contoso, Fabrikam, Litware, Tailspin Toys, Northwind Traders and Adatum are Micr
 companies; every person, address and GUID here is made up. It is the snapshot `mtotrust demo` and
 `mtotrust check` use when no `--snapshot` is given, and a fixture for tests.
 
-Everything here is **generated** by `scripts/make_sample.py` (standard library only, seeded
+Everything here is **generated** by `scripts/make_sample.py` (mtotrust's Graph shapes, seeded
 `random.Random({SEED})`). Do not edit these files by hand: change the generator and run
 
 ```
@@ -674,7 +666,7 @@ Northwind `{NORTHWIND}`, Adatum `{ADATUM}`.
 |---:|---|---|
 {rows}
 
-Shapes follow `domain.md`: internal users have a `userPrincipalName` identity issued by
+Shapes follow Microsoft Graph v1.0: internal users have a `userPrincipalName` identity issued by
 contoso.onmicrosoft.com and `SMTP:`/`smtp:` proxies (a few also carry a `SIP:` proxy, which is not a mail
 address); B2B objects have an `alias_homedomain#EXT#@contoso.onmicrosoft.com` UPN, `creationType`
 `Invitation`, a `federated` identity (`ExternalAzureAD` for Entra tenants, `MicrosoftAccount` for

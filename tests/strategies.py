@@ -1,8 +1,9 @@
 """Shared builders and hypothesis strategies for the trust-core tests.
 
-Builders write Graph-shaped JSON documents (design section 2) in memory and hand them to
-``Snapshot.from_documents``, so a test states exactly the directory it reasons about. The hand-written folder
-fixture lives in ``tests/data/mini``; ``MINI`` points at it.
+Builders write the JSON documents a snapshot folder holds (Graph v1.0 response bodies for the organization, the
+MTO tenants, the cross-tenant access partners and the users, plus mtotrust's domain-to-tenant table) in memory
+and hand them to ``Snapshot.from_documents``, so a test states exactly the directory it reasons about. The
+hand-written folder fixture lives in ``tests/data/mini``; ``MINI`` points at it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from mtotrust import Snapshot
+from mtotrust._builder import ext_upn, native_object, synced_member_object
 
 DATA = Path(__file__).parent / "data"
 MINI = DATA / "mini"
@@ -78,41 +80,15 @@ def partners(mapping: dict[str, bool | None]) -> dict[str, Any]:
 def synced(uid: str, address: str, **overrides: Any) -> dict[str, Any]:
     """Return a user object as CTS creates it: external member with an ``#EXT#`` UPN and a federated identity.
 
-    ``overrides`` replace fields; a value of ``...`` removes the field (as Graph does without ``$select``).
+    ``creationType`` is ``Invitation``. ``overrides`` replace fields; a value of ``...`` removes the field (as
+    Graph does without ``$select``).
     """
-    alias, _, domain = address.partition("@")
-    upn = f"{alias}_{domain}#EXT#@{HOST}"
-    user: dict[str, Any] = {
-        "id": uid,
-        "userPrincipalName": upn,
-        "mail": address,
-        "otherMails": [],
-        "proxyAddresses": [f"SMTP:{address}"],
-        "userType": "Member",
-        "creationType": "Invitation",
-        "accountEnabled": True,
-        "identities": [
-            {"signInType": "federated", "issuer": "ExternalAzureAD", "issuerAssignedId": None},
-            {"signInType": "userPrincipalName", "issuer": HOST, "issuerAssignedId": upn},
-        ],
-    }
-    return _apply(user, overrides)
+    return _apply(synced_member_object(uid, address, host=HOST, creation_type="Invitation"), overrides)
 
 
 def native(uid: str, address: str, **overrides: Any) -> dict[str, Any]:
-    """Return a native (internal) member object of the local tenant."""
-    user: dict[str, Any] = {
-        "id": uid,
-        "userPrincipalName": address,
-        "mail": address,
-        "otherMails": [],
-        "proxyAddresses": [f"SMTP:{address}"],
-        "userType": "Member",
-        "creationType": None,
-        "accountEnabled": True,
-        "identities": [{"signInType": "userPrincipalName", "issuer": HOST, "issuerAssignedId": address}],
-    }
-    return _apply(user, overrides)
+    """Return a native (internal) member object of the local tenant; ``overrides`` as for :func:`synced`."""
+    return _apply(native_object(uid, address, host=HOST), overrides)
 
 
 def _apply(user: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +137,7 @@ def user_objects(draw: st.DrawFn, uid: str) -> dict[str, Any]:
         user = synced(uid, f"{alias}@{domain}")
         if draw(st.booleans()):  # the UPN names another home than the mail
             other = draw(st.sampled_from(_FOREIGN))
-            user["userPrincipalName"] = f"{alias}_{other}#EXT#@{HOST}"
+            user["userPrincipalName"] = ext_upn(f"{alias}@{other}", HOST)
     for field, values in (("userType", ["Member", "Guest", None, ...]),
                           ("accountEnabled", [True, False, None, ...]),
                           ("creationType", ["Invitation", None, ...]),
@@ -174,7 +150,7 @@ def user_objects(draw: st.DrawFn, uid: str) -> dict[str, Any]:
 @st.composite
 def snapshot_documents(draw: st.DrawFn) -> dict[str, Any]:
     """Draw the keyword arguments of ``Snapshot.from_documents``: random tenant states, partners and users."""
-    states = {LOCAL: "active"}
+    states: dict[str, str | None] = {LOCAL: "active"}
     for tenant in (ACTIVE, PENDING, REMOVED, LITWARE, ODD):
         state = draw(st.sampled_from(TENANT_STATES))
         if state is not None or draw(st.booleans()):

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtotrust import Identity, MailAuth, Policy, Snapshot, Trust, TrustEngine, parse_identity
+from mtotrust._builder import ext_upn, external_object, guest_object, native_object, synced_member_object
 from mtotrust._errors import IdentityError
 from mtotrust._graph import UsersPage
 from mtotrust.testing import (
@@ -36,7 +37,7 @@ def _engine() -> TrustEngine:
 
 
 class TestSnapshotBuilder:
-    """SnapshotBuilder writes real Graph JSON that resolves as the design says."""
+    """SnapshotBuilder writes real Graph JSON, and each kind of object resolves to the trust it deserves."""
 
     def test_issue_example(self) -> None:
         """The one-liner of the issue builds a snapshot with an MTO member."""
@@ -86,6 +87,74 @@ class TestSnapshotBuilder:
         b = SnapshotBuilder()
         b.documents()["mto"]["value"].clear()
         assert b.documents()["mto"]["value"]
+
+
+HOST = "contoso.onmicrosoft.com"
+
+
+class TestGraphShapes:
+    """The one builder of Graph user shapes: exact objects, omitted fields, and SnapshotBuilder built on it."""
+
+    def test_synced_member(self) -> None:
+        """A cross-tenant-synced member: Member, creationType null, #EXT# UPN, federated ExternalAzureAD identity."""
+        assert synced_member_object("u1", "li.wu@litware.com", host=HOST, display_name="Li Wu") == {
+            "id": "u1", "displayName": "Li Wu", "userPrincipalName": "li.wu_litware.com#EXT#@contoso.onmicrosoft.com",
+            "mail": "li.wu@litware.com", "otherMails": [], "proxyAddresses": ["SMTP:li.wu@litware.com"],
+            "userType": "Member", "creationType": None, "accountEnabled": True,
+            "identities": [
+                {"signInType": "federated", "issuer": "ExternalAzureAD", "issuerAssignedId": None},
+                {"signInType": "userPrincipalName", "issuer": HOST,
+                 "issuerAssignedId": "li.wu_litware.com#EXT#@contoso.onmicrosoft.com"},
+            ],
+        }
+
+    def test_native_and_guest(self) -> None:
+        """A native member has only the UPN identity; a guest is Guest and Invitation with the synced shape."""
+        assert native_object("u2", "megan@contoso.com", host=HOST) == {
+            "id": "u2", "userPrincipalName": "megan@contoso.com", "mail": "megan@contoso.com", "otherMails": [],
+            "proxyAddresses": ["SMTP:megan@contoso.com"], "userType": "Member", "creationType": None,
+            "accountEnabled": True,
+            "identities": [{"signInType": "userPrincipalName", "issuer": HOST,
+                            "issuerAssignedId": "megan@contoso.com"}],
+        }
+        guest = guest_object("u3", "gus@litware.com", host=HOST)
+        synced = synced_member_object("u3", "gus@litware.com", host=HOST)
+        assert (guest["userType"], guest["creationType"]) == ("Guest", "Invitation")
+        assert {k: v for k, v in guest.items() if k not in ("userType", "creationType")} == {
+            k: v for k, v in synced.items() if k not in ("userType", "creationType")}
+
+    def test_omitted_and_null_fields(self) -> None:
+        """``...`` leaves a field out, ``None`` writes null; the key order is fixed."""
+        user = synced_member_object("u4", "eve@litware.com", host=HOST, user_type=..., enabled=None)
+        assert "userType" not in user
+        assert user["accountEnabled"] is None
+        assert list(native_object("u5", "a@contoso.com", host=HOST, display_name="A", external_state=None)) == [
+            "id", "displayName", "userPrincipalName", "mail", "otherMails", "proxyAddresses", "userType",
+            "creationType", "accountEnabled", "externalUserState", "identities"]
+
+    def test_external_identities(self) -> None:
+        """The federated identity follows the issuer: a one-time-passcode guest's names its address; none unredeemed."""
+        otp = external_object("u6", "x@gmail.com", host=HOST, user_type="Guest", creation_type="Invitation",
+                              issuer="mail")
+        assert otp["identities"][0] == {"signInType": "federated", "issuer": "mail", "issuerAssignedId": "x@gmail.com"}
+        pending = external_object("u7", "y@gmail.com", host=HOST, user_type="Guest", creation_type="Invitation",
+                                  external_state="PendingAcceptance", issuer=None)
+        assert [i["signInType"] for i in pending["identities"]] == ["userPrincipalName"]
+        moved = synced_member_object("u8", "kim@fabrikam.com", host=HOST, home="kim@litware.com")
+        assert moved["userPrincipalName"] == ext_upn("kim@litware.com", HOST) == "kim_litware.com#EXT#@" + HOST
+        assert moved["mail"] == "kim@fabrikam.com"
+
+    def test_snapshot_builder_uses_the_shapes(self) -> None:
+        """SnapshotBuilder's users are the shapes, with a display name and a stable id, and resolve as their kind."""
+        b = (SnapshotBuilder().tenant("litware").synced_member("li@litware.com").guest("gus@litware.com")
+             .member("megan@contoso.com"))
+        users = b.documents()["users"][0]["value"]
+        assert users == [synced_member_object(users[0]["id"], "li@litware.com", host=HOST, display_name="Li"),
+                         guest_object(users[1]["id"], "gus@litware.com", host=HOST, display_name="Gus"),
+                         native_object(users[2]["id"], "megan@contoso.com", host=HOST, display_name="Megan")]
+        engine = TrustEngine(SnapshotBuilder().tenant("litware").user(
+            **synced_member_object("u9", "li@litware.com", host=HOST)).build())
+        assert engine.resolve("li@litware.com").trust == Trust.MTO_MEMBER
 
 
 class TestAssertions:
