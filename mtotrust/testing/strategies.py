@@ -12,7 +12,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from mtotrust._builder import SnapshotBuilder
+from mtotrust._builder import SnapshotBuilder, ext_upn, guest_object, native_object, synced_member_object
 from mtotrust._model import MailAuth, Trust
 from mtotrust._policy import PERMISSION_LEVELS, TEAMS_ACTIONS, USAGE_RIGHTS, Policy
 from mtotrust._snapshot import Snapshot
@@ -161,11 +161,11 @@ def graph_users(draw: st.DrawFn, domain: st.SearchStrategy[str] | None = None,
     """
     address = f"{draw(local_parts())}@{draw(domain if domain is not None else domains())}"
     kind = draw(st.sampled_from(("native", "shared", "synced", "guest", "sparse")))
-    alias, _, home = address.partition("@")
-    ext_upn = f"{alias}_{home}#EXT#@{local_domain}"
+    alias = address.partition("@")[0]
     user: dict[str, Any] = {"id": str(draw(st.uuids()))}
     if kind == "sparse":
-        optional = {"mail": address, "userPrincipalName": draw(st.sampled_from((address, ext_upn))),
+        optional = {"mail": address,
+                    "userPrincipalName": draw(st.sampled_from((address, ext_upn(address, local_domain)))),
                     "userType": draw(st.sampled_from(("Member", "Guest", "Contractor", None))),
                     "accountEnabled": draw(st.sampled_from((True, False, None))),
                     "creationType": draw(st.sampled_from(("Invitation", None))),
@@ -173,22 +173,12 @@ def graph_users(draw: st.DrawFn, domain: st.SearchStrategy[str] | None = None,
         keys = draw(st.lists(st.sampled_from(sorted(optional)), unique=True))
         user.update({k: optional[k] for k in keys})
         return user
-    external = kind in ("synced", "guest")
-    upn = ext_upn if external else address
-    user.update({
-        "displayName": alias.title(),
-        "userPrincipalName": upn,
-        "mail": address,
-        "otherMails": [],
-        "proxyAddresses": [f"SMTP:{address}"],
-        "userType": "Guest" if kind == "guest" else "Member",
-        "creationType": "Invitation" if kind == "guest" else None,
-        "accountEnabled": kind != "shared" and draw(st.booleans() | st.just(True)),
-        "identities": ([{"signInType": "federated", "issuer": "ExternalAzureAD", "issuerAssignedId": None}]
-                       if external else [])
-        + [{"signInType": "userPrincipalName", "issuer": local_domain, "issuerAssignedId": upn}],
-    })
-    return user
+    uid, name, enabled = user["id"], alias.title(), kind != "shared" and draw(st.booleans() | st.just(True))
+    if kind == "synced":
+        return synced_member_object(uid, address, host=local_domain, display_name=name, enabled=enabled)
+    if kind == "guest":
+        return guest_object(uid, address, host=local_domain, display_name=name, enabled=enabled)
+    return native_object(uid, address, host=local_domain, display_name=name, enabled=enabled)
 
 
 @st.composite
