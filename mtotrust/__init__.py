@@ -17,7 +17,14 @@ from __future__ import annotations
 from mtotrust._apps import AuthInput
 from mtotrust._decisionlog import DecisionLog
 from mtotrust._engine import DEFAULT_CACHE_SIZE, EngineStats, TrustEngine
-from mtotrust._errors import AuthResultsError, IdentityError, MtoTrustError, PolicyError, SnapshotError
+from mtotrust._errors import (
+    AuthResultsError,
+    FromAddressError,
+    IdentityError,
+    MtoTrustError,
+    PolicyError,
+    SnapshotError,
+)
 from mtotrust._explain import CAPS, REASONS, explain, failed_checks
 from mtotrust._model import (
     AppDecision,
@@ -54,6 +61,7 @@ __all__ = [
     "DirectoryUser",
     "DlpDecision",
     "EngineStats",
+    "FromAddressError",
     "Identity",
     "IdentityError",
     "IdentityLike",

@@ -1,4 +1,4 @@
-"""``TrustEngine``: resolver + policy + cache + hot swap + decision log (design section 5).
+"""``TrustEngine``: resolver, policy, cache, atomic hot swap and decision log behind every app's decision.
 
 The engine's whole state (snapshot, policy, answers, cache) lives in one ``_State`` that :meth:`update`
 replaces with a single assignment. A call reads the state once, so it sees one snapshot and one policy from
@@ -19,6 +19,7 @@ Two layers make a call cheap:
 
 from __future__ import annotations
 
+import email.message
 import logging
 import threading
 import time
@@ -30,10 +31,12 @@ import attrs
 import cachetools
 
 from mtotrust import _apps as apps
+from mtotrust import mailauth
 from mtotrust._address import MAX_ADDRESS_LENGTH, split_plain_ascii
 from mtotrust._decisionlog import DecisionLog, outcome
-from mtotrust._errors import IdentityError
+from mtotrust._errors import FromAddressError, IdentityError
 from mtotrust._explain import explain
+from mtotrust._fromaddr import message_fields
 from mtotrust._model import (
     AppDecision,
     Decision,
@@ -200,8 +203,9 @@ class TrustEngine:
             precomputed per-snapshot answer resolves anew).
         decision_log: an opt-in :class:`~mtotrust._decisionlog.DecisionLog`.
 
-    Engine methods never raise on a bad identity; :meth:`mail` and :meth:`dlp` never raise at all: on any
-    error they fail closed (tagged, ``NotInOrganization``) with the reason ``internal_error``. The engine is
+    Engine methods never raise on a bad identity; :meth:`mail`, :meth:`mail_message` and :meth:`dlp` never
+    raise at all: on any error they fail closed (tagged, ``NotInOrganization``) with the reason
+    ``internal_error``. The engine is
     thread-safe; :meth:`update` swaps snapshot and policy atomically.
 
     .. versionadded:: 0.1.0
@@ -372,7 +376,47 @@ class TrustEngine:
         ``auth`` is a :class:`MailAuth` established by the app, or the raw ``Authentication-Results`` value, or
         the values in message order (topmost first). Never raises: an error tags the message.
         """
+        return self._mail_in(self._state, sender, auth)
+
+    def mail_message(self, message: email.message.Message | bytes) -> MailDecision:
+        """Decide external tagging for a whole message: its From address and its ``Authentication-Results``.
+
+        The sender is the address of the one mailbox of the ``From`` field, read by
+        :func:`mtotrust.mailauth.from_address` (display names and comments are ignored); ``auth`` is every
+        ``Authentication-Results`` value in message order, topmost first, so the decision is exactly
+        ``mail(address, values)``. A message without ``Authentication-Results`` is decided as ``mail(address)``
+        (reason ``auth_missing``, where an empty list would say ``auth_header_untrusted``).
+
+        A message whose From names no mailbox (no field, an empty one, ``undisclosed-recipients:;``, a value
+        that cannot be parsed) is ``untrusted`` and tagged with the reason ``from_missing``; one with several
+        From fields, several mailboxes or a group, with ``from_ambiguous``. Never raises: any other error tags
+        the message with ``internal_error``. Every decision is recorded like :meth:`mail`'s.
+
+        .. versionadded:: 0.1.0
+
+        Args:
+            message: An ``email.message.Message`` of any policy (``compat32`` or an ``EmailMessage``), or the
+                ``bytes`` of an RFC 5322 message, of which only the header section is parsed.
+
+        Returns:
+            The decision; the same as :meth:`mail` gives for the From address and the headers.
+
+        """
         state = self._state
+        try:
+            froms, auths = message_fields(message)
+            sender = mailauth.from_address(froms)
+        except FromAddressError as exc:
+            decision = _untrusted_mail(state, _from_text(exc.value), exc.reason)
+        except Exception as exc:  # noqa: BLE001 - mail flow must never stop, and an error never raises trust
+            decision = _failed_mail("", state, exc)
+        else:
+            return self._mail_in(state, sender, auths or None)
+        self._record(decision)
+        return decision
+
+    def _mail_in(self, state: _State, sender: IdentityLike, auth: apps.AuthInput) -> MailDecision:
+        """Decide and record a mail decision against one state. Never raises."""
         try:
             resolution = self._resolve_in(state, sender)
             # The From domain as written (before any #EXT# decoding): what DMARC aligns with.
@@ -440,9 +484,24 @@ def _stale(state: _State, resolution: Resolution) -> Resolution:
 def _failed_mail(sender: object, state: _State, exc: Exception) -> MailDecision:
     _log.error("mtotrust: %s while deciding mail tagging; failing closed", type(exc).__name__)
     text = sender.address if isinstance(sender, Identity) else sender
-    resolution = Resolution(identity=text if isinstance(text, str) else repr(text), trust=Trust.UNTRUSTED,
-                            reasons=("internal_error",), snapshot_id=state.snapshot_id,
-                            policy_fingerprint=state.fingerprint)
-    return MailDecision(tag_external=True, trust=Trust.UNTRUSTED, authenticated=False, reasons=("internal_error",),
+    return _untrusted_mail(state, text if isinstance(text, str) else repr(text), "internal_error")
+
+
+def _untrusted_mail(state: _State, identity: str, reason: str) -> MailDecision:
+    """Return the fail-closed mail decision: tagged, untrusted, unauthenticated, for ``reason`` alone."""
+    resolution = Resolution(identity=identity, trust=Trust.UNTRUSTED, reasons=(reason,),
+                            snapshot_id=state.snapshot_id, policy_fingerprint=state.fingerprint)
+    return MailDecision(tag_external=True, trust=Trust.UNTRUSTED, authenticated=False, reasons=(reason,),
                         resolution=resolution, subject_tag=state.policy.mail.subject_tag,
                         snapshot_id=state.snapshot_id, policy_fingerprint=state.fingerprint)
+
+
+def _from_text(value: object) -> str:
+    """Return the From value(s) a from_missing or from_ambiguous decision names, cut to an address's length."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, (list, tuple)):
+        text = ", ".join(v for v in value if isinstance(v, str))
+    else:
+        text = ""
+    return text[:MAX_ADDRESS_LENGTH]

@@ -6,7 +6,9 @@ mtotrust can still catch it, and every one carries the offending value as an att
 
 from __future__ import annotations
 
-__all__ = ["AuthResultsError", "IdentityError", "MtoTrustError", "PolicyError", "SnapshotError", "shown"]
+__all__ = [
+    "AuthResultsError", "FromAddressError", "IdentityError", "MtoTrustError", "PolicyError", "SnapshotError", "shown",
+]
 
 _ECHO = 80  # longest echo of an offending value in a message
 
@@ -54,5 +56,21 @@ class AuthResultsError(MtoTrustError, ValueError):
     """An ``Authentication-Results`` header value cannot be parsed (RFC 8601)."""
 
     def __init__(self, message: str, *, value: object = None) -> None:
+        self.value = value
+        super().__init__(message)
+
+
+class FromAddressError(MtoTrustError, ValueError):
+    """A ``From`` field does not name exactly one mailbox.
+
+    ``reason`` is the reason code a mail decision would carry: ``"from_missing"`` (no From field, or none of
+    its mailboxes can be read) or ``"from_ambiguous"`` (several From fields, several mailboxes, or a group).
+    ``value`` is the offending field value (or the values, for a field count that is not one).
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, message: str, *, reason: str, value: object = None) -> None:
+        self.reason = reason
         self.value = value
         super().__init__(message)

@@ -48,6 +48,8 @@ REASONS: dict[str, str] = {
     "tenant_id_mismatch": "the tenant id the app gave differs from the domain's home tenant",
     "tenant_id_unverifiable": "the domain maps to no tenant, so the given tenant id could not be checked",
     # mail
+    "from_missing": "the message's From field names no mailbox that can be read, so the sender is unknown",
+    "from_ambiguous": "the message has several From fields or mailboxes, or a group, so the sender is unclear",
     "auth_missing": "no authentication results were given",
     "auth_given": "the app supplied authentication results, trusted as given",
     "auth_invalid": "the authentication argument is of an unsupported type and was ignored",
@@ -85,6 +87,8 @@ CAPS: dict[str, Trust] = {
     "tenant_id_mismatch": Trust.UNTRUSTED,
     "spoof_suspected": Trust.UNTRUSTED,
     "internal_error": Trust.UNTRUSTED,
+    "from_missing": Trust.UNTRUSTED,
+    "from_ambiguous": Trust.UNTRUSTED,
     "no_object": Trust.EXTERNAL,
     "object_not_external": Trust.EXTERNAL,
     "account_disabled": Trust.EXTERNAL,

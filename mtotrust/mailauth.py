@@ -1,9 +1,12 @@
-"""Parse ``Authentication-Results`` header fields (RFC 8601) and pick the one that counts.
+"""Read the mail headers mtotrust decides on: ``Authentication-Results`` (RFC 8601) and ``From`` (RFC 5322).
 
 The ``authres`` package raises on Exchange Online's form, which has no authserv-id
 (``spf=pass (sender IP is …) smtp.mailfrom=…;dmarc=pass action=none header.from=…;compauth=pass reason=100``),
 and drops EOP's bare ``action=`` pairs, so mtotrust carries this small hand-written tokenizer instead. It is
 linear in the length of the value (no backtracking regular expressions) and refuses values over 64 KiB.
+
+:func:`from_address` reads the one mailbox of a ``From`` field with its own small parser (in
+``mtotrust._fromaddr``, for the reasons given in its docstring).
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ from collections.abc import Sequence
 
 import attrs
 
-from mtotrust._errors import AuthResultsError, shown
+from mtotrust._errors import AuthResultsError, FromAddressError, shown
+from mtotrust._fromaddr import AUTH_RESULTS_FIELD, MAX_FROM_LENGTH, from_address
 from mtotrust._model import MailAuth
 
 __all__ = [
+    "MAX_FROM_LENGTH",
     "MAX_LENGTH",
     "AuthResults",
     "AuthResultsError",
+    "FromAddressError",
     "MethodResult",
+    "from_address",
     "parse_authentication_results",
     "select_counting_header",
     "to_mail_auth",
@@ -38,7 +45,6 @@ _VALUE = re.compile(r'[^\x00-\x20\x7f;()"]+')
 _DIGITS = re.compile(r"[0-9]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _BAD_BREAK = re.compile(r"\r(?!\n)|\r?\n(?![ \t])")  # a line break that is not folding
-_FIELD_NAME = "authentication-results"
 
 
 @attrs.frozen(slots=True)
@@ -97,8 +103,8 @@ class _Parser:
         self.value = value
         self.text = value.rstrip("\r\n")  # the field's own CRLF, if the caller kept it
         self.pos = 0
-        if self.text[: len(_FIELD_NAME)].lower() == _FIELD_NAME:
-            rest = self.text[len(_FIELD_NAME) :].lstrip(" \t")
+        if self.text[: len(AUTH_RESULTS_FIELD)].lower() == AUTH_RESULTS_FIELD:
+            rest = self.text[len(AUTH_RESULTS_FIELD) :].lstrip(" \t")
             if rest.startswith(":"):
                 self.pos = len(self.text) - len(rest) + 1
 

@@ -12,7 +12,7 @@ import attrs
 import pytest
 from strategies import build, native, synced
 
-from mtotrust import DecisionLog, Identity, Policy, Trust, TrustEngine
+from mtotrust import Decision, DecisionLog, Identity, IdentityLike, Policy, Trust, TrustEngine
 
 SNAP = build([native("u1", "megan@contoso.com"), synced("u2", "cameron@fabrikam.com")])
 LABELS = Policy.from_data({"labels": {"L": {"mto_member": "Viewer"}}})
@@ -64,7 +64,7 @@ class TestCache:
     def test_bad_snapshot(self):
         """A snapshot that is not a Snapshot is a TypeError naming what to do."""
         with pytest.raises(TypeError, match="Snapshot.load"):
-            TrustEngine("snapshot/")
+            TrustEngine("snapshot/")  # type: ignore[arg-type]
 
 
 class TestUpdate:
@@ -140,9 +140,10 @@ class TestToDict:
     def test_every_decision_json_ready(self):
         """Every resolution and decision serialises to JSON with its contract fields."""
         engine = TrustEngine(SNAP, LABELS)
-        decisions = [engine.resolve(Identity("cameron@fabrikam.com", "t")), engine.mail("megan@contoso.com"),
-                     engine.dlp(["megan@contoso.com"]), engine.label_rights("cameron@fabrikam.com", "L"),
-                     engine.teams("bad", "chat")]
+        decisions: list[Decision] = [
+            engine.resolve(Identity("cameron@fabrikam.com", "t")), engine.mail("megan@contoso.com"),
+            engine.dlp(["megan@contoso.com"]), engine.label_rights("cameron@fabrikam.com", "L"),
+            engine.teams("bad", "chat")]
         loaded = [json.loads(json.dumps(d.to_dict())) for d in decisions]
         assert ("untrusted", True, "InOrganization", ["OBJMODEL", "REPLY", "REPLYALL", "VIEW", "VIEWRIGHTSDATA"],
                 False) == (loaded[0]["trust"], loaded[1]["tag_external"], loaded[2]["access_scope"],
@@ -214,7 +215,9 @@ class TestDeltaInheritance:
         engine = TrustEngine(SNAP, cache_size=0)
         assert engine.resolve("c2@fabrikam.com").user is None
         engine.update(SNAP.with_delta([{"value": [{"id": "u2", "otherMails": ["c2@fabrikam.com"]}]}]))
-        assert "u2" == engine.resolve("c2@fabrikam.com").user.id
+        user = engine.resolve("c2@fabrikam.com").user
+        assert user is not None
+        assert "u2" == user.id
 
     def test_no_inheritance_across_policies(self):
         """A new policy never reuses answers made under the old one (they carry the block list)."""
@@ -255,15 +258,16 @@ class TestResolveMany:
     def test_same_answers_in_order(self):
         """resolve_many answers like resolve, one result per identity, in the order given."""
         engine = TrustEngine(SNAP, cache_size=0)
-        asked = ["cameron@fabrikam.com", " MEGAN@contoso.com", Identity("cameron@fabrikam.com", "x"),
-                 "nobody@fabrikam.com", "cameron@fabrikam.com"]
+        asked: list[IdentityLike] = ["cameron@fabrikam.com", " MEGAN@contoso.com",
+                                     Identity("cameron@fabrikam.com", "x"), "nobody@fabrikam.com",
+                                     "cameron@fabrikam.com"]
         assert [engine.resolve(i) for i in asked] == engine.resolve_many(asked)
 
     def test_bad_input_is_untrusted_not_an_error(self):
         """Wrong types, huge strings and hostile text resolve untrusted inside a batch; nothing raises."""
         engine = TrustEngine(SNAP)
         bad = [None, 42, ["a@b.com"], "x" * 100_000 + "@contoso.com", "a\u202e@contoso.com", "\ud800@contoso.com"]
-        assert [Trust.UNTRUSTED] * len(bad) == [r.trust for r in engine.resolve_many(bad)]
+        assert [Trust.UNTRUSTED] * len(bad) == [r.trust for r in engine.resolve_many(bad)]  # type: ignore[arg-type]
 
     def test_each_distinct_identity_resolved_once(self):
         """A batch with repeats resolves each distinct identity once (the same record comes back)."""
@@ -278,7 +282,7 @@ class TestOrigin:
     def test_every_decision_carries_snapshot_id_and_fingerprint(self):
         """Resolutions and the four apps' decisions carry both, as attributes and in to_dict()."""
         engine = TrustEngine(SNAP, LABELS)
-        decisions = [engine.resolve("cameron@fabrikam.com"), engine.resolve("not-an-address"),
+        decisions: list[Decision] = [engine.resolve("cameron@fabrikam.com"), engine.resolve("not-an-address"),
                      engine.resolve(Identity("cameron@fabrikam.com", tenant_id="x")),
                      engine.mail("cameron@fabrikam.com"), engine.dlp(["megan@contoso.com"]), engine.dlp([]),
                      engine.teams("cameron@fabrikam.com", "chat"), engine.label_rights("cameron@fabrikam.com", "L")]
@@ -377,3 +381,55 @@ class TestOneHomeForPolicyEffects:
             assert engine.resolve(identity) == resolve(old, identity, self.BLOCKING)
         assert "blocked" in resolve(old, "cameron@fabrikam.com", self.BLOCKING).reasons
         assert "snapshot_stale" in resolve(old, "megan@contoso.com", self.BLOCKING).reasons
+
+
+class TestMailMessage:
+    """engine.mail_message: recorded, counted and bound to the engine's state like engine.mail."""
+
+    BOUNDARY = Policy.from_data({"mail": {"trusted_authserv_ids": ["mx.contoso.com"]}})
+    PASS = "mx.contoso.com; dmarc=pass header.from=fabrikam.com"
+
+    def raw(self, sender="Cameron <cameron@fabrikam.com>"):
+        return f"From: {sender}\r\nAuthentication-Results: {self.PASS}\r\nSubject: hi\r\n\r\nbody\r\n".encode()
+
+    def test_same_as_mail(self):
+        """The decision for a message equals engine.mail with its From address and Authentication-Results."""
+        engine = TrustEngine(SNAP, self.BOUNDARY)
+        assert (engine.mail("cameron@fabrikam.com", [self.PASS]), False) == (
+            engine.mail_message(self.raw()), engine.mail_message(self.raw()).tag_external)
+
+    def test_counted_like_mail(self):
+        """mail_message decisions, the fail-closed ones included, count as mail decisions in stats()."""
+        engine = TrustEngine(SNAP, self.BOUNDARY)
+        engine.mail_message(self.raw())
+        engine.mail_message(self.raw("a@x.com, b@x.com"))
+        engine.mail_message(b"Subject: no From\r\n\r\n")
+        engine.mail_message(None)  # type: ignore[arg-type]
+        assert {"mail:tagged": 3, "mail:untagged": 1} == engine.stats().decisions
+
+    def test_logged_like_mail(self):
+        """Every mail_message decision writes one decision-log line for the mail app, with its reason."""
+        stream = io.StringIO()
+        engine = TrustEngine(SNAP, self.BOUNDARY, decision_log=DecisionLog(stream, hash_identities=False))
+        engine.mail_message(self.raw())
+        engine.mail_message(b"From: undisclosed-recipients:;\r\n\r\n")
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        assert [("mail", "untagged"), ("mail", "tagged")] == [(line["app"], line["outcome"]) for line in lines]
+        assert ["from_missing"] == lines[1]["reasons"]
+
+    def test_fail_closed_decision_carries_current_state(self):
+        """After update(), a from_ambiguous decision names the new snapshot and policy."""
+        engine = TrustEngine(SNAP)
+        engine.update(policy=self.BOUNDARY)
+        decision = engine.mail_message(self.raw("a@x.com, b@x.com"))
+        assert (SNAP.id, self.BOUNDARY.fingerprint, SNAP.id, self.BOUNDARY.fingerprint) == (
+            decision.snapshot_id, decision.policy_fingerprint, decision.resolution.snapshot_id,
+            decision.resolution.policy_fingerprint)
+
+    def test_internal_error_logged_without_content(self, caplog):
+        """An unreadable message is logged by exception type only and fails closed as internal_error."""
+        engine = TrustEngine(SNAP, self.BOUNDARY)
+        with caplog.at_level("ERROR", logger="mtotrust"):
+            decision = engine.mail_message("From: secret@example.org\r\n\r\n")  # type: ignore[arg-type]
+        assert (("internal_error",), True) == (decision.reasons, decision.tag_external)
+        assert "TypeError" in caplog.text and "secret" not in caplog.text

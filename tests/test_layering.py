@@ -20,7 +20,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mtotrust"
 LAYERS = [
     "mtotrust._version", "mtotrust._errors", "mtotrust._model", "mtotrust._confusables", "mtotrust._address",
     "mtotrust._graph", "mtotrust._overlay", "mtotrust._directory", "mtotrust._ingest", "mtotrust._store",
-    "mtotrust._snapshot", "mtotrust._policy", "mtotrust._explain", "mtotrust._resolve", "mtotrust.mailauth",
+    "mtotrust._snapshot", "mtotrust._policy", "mtotrust._explain", "mtotrust._resolve", "mtotrust._fromaddr",
+    "mtotrust.mailauth",
     "mtotrust._apps", "mtotrust._decisionlog", "mtotrust._engine", "mtotrust._builder", "mtotrust._verify",
     "mtotrust", "mtotrust.testing", "mtotrust.pytest_plugin", "mtotrust.cli", "mtotrust.__main__",
 ]

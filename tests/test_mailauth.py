@@ -1,25 +1,33 @@
-"""Tests for mtotrust.mailauth: the Authentication-Results parser and the choice of the header that counts."""
+"""Tests for mtotrust.mailauth: the Authentication-Results parser, the choice of the header that counts, and From."""
 
 # The house style asserts `expected == actual` (style.md, lesson 11), which SIM300 calls a Yoda condition.
 
 from __future__ import annotations
 
 import contextlib
+import email.header
+import email.headerregistry
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mtotrust._errors import AuthResultsError
+import mtotrust
+from mtotrust import mailauth
+from mtotrust._errors import AuthResultsError, FromAddressError, MtoTrustError, shown
 from mtotrust._model import MailAuth
 from mtotrust.mailauth import (
+    MAX_FROM_LENGTH,
     MAX_LENGTH,
     AuthResults,
     MethodResult,
+    from_address,
     parse_authentication_results,
     select_counting_header,
     to_mail_auth,
 )
+from mtotrust.testing.strategies import addresses
 
 EOP = (
     "spf=pass (sender IP is 40.107.1.2) smtp.mailfrom=fabrikam.com; dkim=pass (signature was verified) "
@@ -718,3 +726,271 @@ class TestProperties:
         assert (text, expected) == select_counting_header(
             [text], trusted_authserv_ids=trusted, accept_exchange_online=expected.authserv_id is None
         )
+
+
+# --- From ---------------------------------------------------------------------------------------------------
+
+
+def from_error(value: object) -> FromAddressError:
+    with pytest.raises(FromAddressError) as info:
+        from_address(value)  # type: ignore[arg-type]
+    return info.value
+
+
+class TestFromAddress:
+    def test_display_name_ignored(self) -> None:
+        """The display name is dropped and the address returned."""
+        assert "cameron@fabrikam.com" == from_address("Cameron Fabrikam <cameron@fabrikam.com>")
+
+    def test_bare_address(self) -> None:
+        """A bare addr-spec is the address."""
+        assert "cameron@fabrikam.com" == from_address("cameron@fabrikam.com")
+
+    def test_angle_address_without_display_name(self) -> None:
+        """An angle-addr without a display name is the address."""
+        assert "cameron@fabrikam.com" == from_address("<cameron@fabrikam.com>")
+
+    def test_quoted_display_name_with_comma_is_one_mailbox(self) -> None:
+        """A comma inside a quoted display name does not split the mailbox."""
+        assert "j@x.com" == from_address('"Doe, John" <j@x.com>')
+
+    def test_quoted_display_name_with_address_and_escapes(self) -> None:
+        """A quoted display name holding an address, quotes and backslashes is still only a display name."""
+        assert "bob@example.org" == from_address(r'"alice@example.org \"<x@y.z>\" \\" <bob@example.org>')
+
+    def test_encoded_word_display_name(self) -> None:
+        """An RFC 2047 encoded-word display name is read as a word, not decoded."""
+        assert "jorg@x.com" == from_address("=?utf-8?q?J=C3=B6rg?= <jorg@x.com>")
+
+    def test_encoded_word_with_comma(self) -> None:
+        """An encoded-word carrying a raw comma (which RFC 2047 asks to encode) stays one display-name word."""
+        assert "j@x.com" == from_address("=?utf-8?q?Doe,_John?= <j@x.com>")
+
+    def test_encoded_word_hiding_an_address_is_not_decoded(self) -> None:
+        """An address inside an encoded-word display name never becomes the address."""
+        assert "bob@good.example" == from_address("=?utf-8?q?alice@evil.example?= <bob@good.example>")
+
+    def test_comments_ignored(self) -> None:
+        """Comments anywhere CFWS may stand, nested and with quoted-pairs, are dropped."""
+        value = r"(a (nested \) one)) Alice (b) <(c)alice(d)@(e)x.com(f)> (Alice Doe)"
+
+        assert "alice@x.com" == from_address(value)
+
+    def test_comment_display_name(self) -> None:
+        """The old form address (Name) gives the address."""
+        assert "a@x.com" == from_address("a@x.com (Alice)")
+
+    def test_folded(self) -> None:
+        """CRLF or LF followed by whitespace is folding, also inside a display name."""
+        assert "a@x.com" == from_address('"Alice\r\n Doe"\r\n <a@x.com>\n\t(c)')
+
+    def test_non_ascii_address(self) -> None:
+        """An RFC 6532 (SMTPUTF8) address and display name are read as written."""
+        assert "jörg@bücher.de" == from_address("Jörg Müller <jörg@bücher.de>")
+
+    def test_returned_as_written(self) -> None:
+        """The address keeps its case: normalising it is the resolver's job."""
+        assert "John.Doe@Contoso.COM" == from_address("John <John.Doe@Contoso.COM>")
+
+    def test_quoted_local_part_keeps_quotes(self) -> None:
+        """A quoted local part is returned with its quotes, unfolded."""
+        assert '"john\\" doe"@x.com' == from_address('"john\\"\r\n doe"@x.com')
+
+    def test_domain_literal(self) -> None:
+        """A domain literal is returned as written."""
+        assert "a@[192.0.2.1]" == from_address("a@[192.0.2.1]")
+
+    def test_obsolete_forms(self) -> None:
+        """RFC 5322 obsolete syntax a receiver must accept: dots in a display name, spaces around dots, empty
+        list elements."""
+        assert ["jqp@x.com", "a.b@x.com", "a@x.com"] == [
+            from_address("John Q. Public <jqp@x.com>"),
+            from_address("a . b @ x . com"),
+            from_address(" , a@x.com ,, "),
+        ]
+
+    def test_field_crlf_dropped(self) -> None:
+        """The field's own trailing CRLF is ignored."""
+        assert "a@x.com" == from_address("a@x.com\r\n")
+
+    def test_sequence_of_one_value(self) -> None:
+        """A sequence with one From value reads that value."""
+        assert "a@x.com" == from_address(["A <a@x.com>"])
+
+    def test_error_class(self) -> None:
+        """FromAddressError is a ValueError and an MtoTrustError, exported from mtotrust and mtotrust.mailauth."""
+        assert (True, True, True) == (
+            issubclass(FromAddressError, ValueError),
+            issubclass(FromAddressError, MtoTrustError),
+            mtotrust.FromAddressError is mailauth.FromAddressError is FromAddressError,
+        )
+
+
+MISSING = [
+    pytest.param("", id="empty"),
+    pytest.param(" \r\n ", id="blank"),
+    pytest.param("undisclosed-recipients:;", id="empty-group"),
+    pytest.param("garbage", id="garbage"),
+    pytest.param("Alice", id="name-only"),
+    pytest.param("@x.com", id="no-local-part"),
+    pytest.param("a@", id="no-domain"),
+    pytest.param("a@x..com", id="empty-label"),
+    pytest.param("a..b@x.com", id="double-dot"),
+    pytest.param("Bob <>", id="null-address"),
+    pytest.param("Alice <a@x.com", id="unclosed-angle"),
+    pytest.param("Alice <a@x.com> trailing", id="text-after-angle"),
+    pytest.param("alice@example.org)<bob@example.org>", id="cve-2023-27043"),
+    pytest.param("alice@example.org <bob@example.org>", id="address-as-bare-name"),
+    pytest.param("a@x.com b@y.com", id="two-addresses-without-comma"),
+    pytest.param("<@relay.example:a@x.com>", id="source-route"),
+    pytest.param("(unclosed <a@x.com>", id="unclosed-comment"),
+    pytest.param('"unclosed <a@x.com>', id="unclosed-quote"),
+    pytest.param("a@x.com\x00", id="nul"),
+    pytest.param("a@x.com\r\nBcc: victim@example.org", id="crlf-injection"),
+    pytest.param("a@x.com\rb", id="bare-cr"),
+    pytest.param("a\udcc3@x.com", id="lone-surrogate"),
+    pytest.param("From: a@x.com", id="field-name-included"),
+    pytest.param("a" * MAX_FROM_LENGTH + "@x.com", id="over-long"),
+    pytest.param([], id="no-field"),
+    pytest.param(b"a@x.com", id="bytes"),
+    pytest.param([b"a@x.com"], id="bytes-in-sequence"),
+    pytest.param(None, id="none"),
+]
+AMBIGUOUS = [
+    pytest.param("a@x.com, b@y.com", id="two-mailboxes"),
+    pytest.param("a@x.com, a@x.com", id="same-mailbox-twice"),
+    pytest.param('"Doe, John" <j@x.com>, <k@x.com>', id="quoted-then-second"),
+    pytest.param("g: a@x.com;", id="group-of-one"),
+    pytest.param("g: a@x.com, b@y.com;", id="group-of-two"),
+    pytest.param("undisclosed-recipients:;, a@x.com", id="empty-group-and-mailbox"),
+    pytest.param(["a@x.com", "a@x.com"], id="two-fields"),
+    pytest.param(["a@x.com", ""], id="second-field-empty"),
+]
+
+
+class TestFromAddressErrors:
+    @pytest.mark.parametrize("value", MISSING)
+    def test_missing(self, value: object) -> None:
+        """A value naming no readable mailbox, or no field at all, is from_missing."""
+        assert "from_missing" == from_error(value).reason
+
+    @pytest.mark.parametrize("value", AMBIGUOUS)
+    def test_ambiguous(self, value: object) -> None:
+        """Several mailboxes, a group, or several fields are from_ambiguous."""
+        assert "from_ambiguous" == from_error(value).reason
+
+    def test_message_names_position_and_value(self) -> None:
+        """A syntax error names what was expected, the position and the value."""
+        value = "alice@example.org)<bob@example.org>"
+
+        assert f"unexpected ')' at position 17 in From {value!r}" == str(from_error(value))
+
+    def test_value_echo_is_cut(self) -> None:
+        """An over-long value is echoed cut to 80 characters, with its length, and kept whole on the error."""
+        value = "a" * 10_000 + "@x.com"
+        error = from_error(value)
+
+        assert (f"From {shown(value)} is 10006 characters long, more than {MAX_FROM_LENGTH}", value) == (
+            str(error),
+            error.value,
+        )
+
+    def test_several_mailboxes_counted(self) -> None:
+        """The from_ambiguous message says how many mailboxes there are."""
+        assert "3 mailboxes in From 'a@x.com, b@x.com, c@x.com'" == str(from_error("a@x.com, b@x.com, c@x.com"))
+
+    def test_several_fields_counted(self) -> None:
+        """The message for several From fields says how many."""
+        assert "2 From fields, not one: ('a@x.com', 'b@x.com')" == str(from_error(["a@x.com", "b@x.com"]))
+
+
+HOSTILE_FROM = [
+    pytest.param("a" * 1_000_000 + "@x.com", id="1-MB"),
+    pytest.param("," * 10_000 + "a@x.com", id="10000-commas-over-cap"),
+    pytest.param("," * (MAX_FROM_LENGTH - 8) + "a@x.com", id="commas-at-cap"),
+    pytest.param(", ".join(["a@x.com"] * (MAX_FROM_LENGTH // 9)), id="mailboxes-at-cap"),
+    pytest.param("(" * (MAX_FROM_LENGTH - 8) + "a@x.com", id="open-comments"),
+    pytest.param("(" * 4000 + ")" * 4000 + "a@x.com", id="nested-comments"),
+    pytest.param('"' + "\\" * (MAX_FROM_LENGTH - 1), id="backslashes"),
+    pytest.param("=?" * (MAX_FROM_LENGTH // 2), id="encoded-word-starts"),
+    pytest.param("=?utf-8?q?a?= " * 580 + "<a@x.com>", id="encoded-words"),
+    pytest.param("a" + ".a" * 4000 + "@x.com", id="dots"),
+    pytest.param("<" * MAX_FROM_LENGTH, id="angles"),
+    pytest.param(":;" * 4000, id="groups"),
+    pytest.param("a\x00" * 4000, id="nuls"),
+    pytest.param("a@x.com\r\n" * 800, id="line-breaks"),
+]
+
+
+class TestFromAddressHostile:
+    @pytest.mark.parametrize("value", HOSTILE_FROM)
+    def test_bounded_and_only_from_address_error(self, value: str) -> None:
+        """Hostile From values return an address or raise FromAddressError, within a generous time guard."""
+        start = time.perf_counter()
+        with contextlib.suppress(FromAddressError):
+            from_address(value)
+
+        assert True is (time.perf_counter() - start < 5.0)
+
+
+# --- From properties ----------------------------------------------------------------------------------------
+
+_PRINTABLE = frozenset(map(chr, range(0x20, 0x7F)))
+
+
+@st.composite
+def from_values(draw: st.DrawFn) -> tuple[str, str]:
+    """Draw (From value, expected address) for one mailbox with any display name, written as a sender would."""
+    address, name = draw(addresses()), draw(st.text(max_size=40))
+    expected = address.strip(" \t")
+    printable = set(name) <= _PRINTABLE
+    style = draw(st.sampled_from(["quoted", "encoded", "comment", "angle", "bare"]))
+    fold = draw(st.sampled_from([" ", "", "\r\n ", "\n\t"]))
+    if style == "angle" or (not name and style != "bare"):
+        return f"<{address}>", expected
+    if style == "bare":
+        return address, expected
+    if style == "quoted" and printable:
+        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + f'"{fold}<{address}>', expected
+    if style == "comment" and printable:
+        escaped = name.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+        return f"{address}{fold or ' '}({escaped})", expected
+    encoded = email.header.Header(name, "utf-8").encode()
+    return f"{encoded}{fold}<{address}>", expected
+
+
+class TestFromAddressProperties:
+    @given(from_values())
+    def test_single_mailbox_gives_its_address(self, drawn: tuple[str, str]) -> None:
+        """For any display name and address, written quoted, encoded, as a comment or not at all, the address
+        is returned."""
+        value, expected = drawn
+
+        assert expected == from_address(value)
+
+    @given(from_values())
+    def test_agrees_with_email_headerregistry(self, drawn: tuple[str, str]) -> None:
+        """Where the standard library's own parser reads one mailbox without defects, it reads the same one."""
+        value, _ = drawn
+        header = email.headerregistry.HeaderRegistry()("From", "".join(value.splitlines()))
+        assert isinstance(header, email.headerregistry.AddressHeader)
+
+        if not header.defects and len(header.addresses) == 1:
+            assert header.addresses[0].addr_spec == from_address(value)
+
+    @given(st.lists(from_values(), min_size=2, max_size=4))
+    def test_several_mailboxes_are_ambiguous(self, drawn: list[tuple[str, str]]) -> None:
+        """Any two or more well-formed mailboxes joined by commas are from_ambiguous."""
+        assert "from_ambiguous" == from_error(", ".join(value for value, _ in drawn)).reason
+
+    @given(st.text(max_size=200))
+    def test_arbitrary_text_only_raises_from_address_error(self, value: str) -> None:
+        """Arbitrary text gives a str or raises FromAddressError, nothing else."""
+        with contextlib.suppress(FromAddressError):
+            assert isinstance(from_address(value), str)
+
+    @given(st.text(alphabet=st.sampled_from('a@.,;:<>()"\\[] \r\n\t=?'), max_size=60))
+    def test_from_like_text_only_raises_from_address_error(self, value: str) -> None:
+        """Text made of the From grammar's special characters raises nothing but FromAddressError."""
+        with contextlib.suppress(FromAddressError):
+            assert isinstance(from_address(value), str)
