@@ -114,6 +114,16 @@ def build(users: list[dict[str, Any]] = (), *, states: dict[str, str | None] | N
     )
 
 
+BLOCK_HYPOTHESIS = (
+    "import sys\n"
+    "class B:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] == 'hypothesis': raise ImportError(name)\n"
+    "sys.meta_path.insert(0, B())\n"
+)
+"""The opening of a ``python -c`` program in which hypothesis cannot be imported (a plain install's view)."""
+
+
 # -- hypothesis strategies ------------------------------------------------------------------------------------
 
 _ALIASES = st.sampled_from(["ann", "bob", "cy", "dee", "ed.wu", "fay-x"])

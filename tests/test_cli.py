@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from strategies import BLOCK_HYPOTHESIS
 
 from mtotrust import Snapshot, Trust, __version__
 from mtotrust._policy import TEAMS_ACTIONS
@@ -219,11 +220,7 @@ class TestLint:
     def test_works_without_hypothesis(self):
         """lint needs no extra: it runs, and finds the violations, with hypothesis unimportable."""
         code = (
-            "import sys\n"
-            "class B:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] == 'hypothesis': raise ImportError(name)\n"
-            "sys.meta_path.insert(0, B())\n"
+            BLOCK_HYPOTHESIS +
             "from mtotrust.cli import main\n"
             f"sys.exit(main(['lint', {str(EXAMPLES / 'bad_policy.toml')!r}]))\n"
         )

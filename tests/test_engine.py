@@ -1,4 +1,4 @@
-"""Tests for TrustEngine: cache, hot swap, stats, explain, to_dict and the decision log (design section 5)."""
+"""Tests for TrustEngine: cache, hot swap, stats, explain, to_dict and the decision log."""
 
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import attrs
 import pytest
+from strategies import BLOCK_HYPOTHESIS
 
 from mtotrust import Policy, Snapshot, Trust
 from mtotrust import _engine as engine_module
@@ -164,11 +165,7 @@ class TestReportOutput:
     def test_works_without_hypothesis(self) -> None:
         """The verifier needs no extra: it runs with hypothesis unimportable."""
         code = (
-            "import sys\n"
-            "class B:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] == 'hypothesis': raise ImportError(name)\n"
-            "sys.meta_path.insert(0, B())\n"
+            BLOCK_HYPOTHESIS +
             "from mtotrust import Policy\n"
             "from mtotrust._verify import verify\n"
             f"sys.exit(0 if verify(Policy.load({str(BAD)!r})).violated() else 5)\n"
