@@ -148,8 +148,14 @@ class _State:
             found = Resolution(key, miss[0], miss[1], key, None, miss[2], None, self.snapshot_id, self.fingerprint)
             return self.policy.apply(found) if self.blocks else found
         found = resolve_address(self.snapshot, local, domain)  # may raise IdentityError (#EXT#)
-        if found.user is not None or "ambiguous_match" in found.reasons:  # an indexed address: finite
-            found = self.answers[key] = self.policy.apply(found)
+        if found.user is not None or "ambiguous_match" in found.reasons:
+            found = self.policy.apply(found)
+            # Kept for the state's life only in canonical form: the indexed address itself, or an #EXT# name as
+            # the directory holds it. Other spellings of a decoded #EXT# name are unbounded (every UTS-46
+            # variant of the home domain decodes alike): they go through the bounded cache.
+            upn = found.user.user_principal_name if found.user is not None else None
+            if key == found.address or (upn is not None and upn.lower() == key):
+                self.answers[key] = found
             return found
         if found.address == key:  # not a decoded #EXT# name: the answer depends only on the domain
             if len(self.misses) >= _MISS_DOMAINS:

@@ -24,7 +24,8 @@ from mtotrust._errors import IdentityError, SnapshotError, shown
 from mtotrust._model import DirectoryUser, Tenant
 from mtotrust._overlay import MISSING
 
-__all__ = ["FolderParts", "Page", "Progress", "delta_pages", "now", "parse_parts", "read_folder", "read_taken_at"]
+__all__ = ["FolderParts", "Page", "Progress", "delta_pages", "now", "page_files", "parse_parts", "read_folder",
+           "read_taken_at"]
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, what)``: see :meth:`mtotrust.Snapshot.load`."""
@@ -64,9 +65,23 @@ class Page:
         return graph.parse_users_page(_read_bytes(Path(self.file)), self.file, raw=True)
 
 
+def page_files(folder: Path) -> list[Path]:
+    """Return the ``*.json`` page files of a folder, in file-name order.
+
+    Raises:
+        SnapshotError: for a page whose name ends in another case of ``.json`` (``0009.JSON``), which would
+            otherwise be skipped silently.
+    """
+    stray = sorted(p.name for p in folder.iterdir() if p.suffix.lower() == ".json" and p.suffix != ".json")
+    if stray:
+        raise SnapshotError(f"holds {stray[0]!r}, whose name ends in another case of .json; rename it to end in "
+                            "'.json' so it is read", file=str(folder), value=stray[0])
+    return sorted(folder.glob("*.json"))
+
+
 def delta_pages(folder: Path) -> list[Page]:
-    """Return the ``*.json`` page files of a delta folder, in file-name order."""
-    return [Page(str(p)) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    """Return the page files of a delta folder (see :func:`page_files`) as pages, in file-name order."""
+    return [Page(str(p)) for p in page_files(folder) if p.name != "snapshot.json"]
 
 
 def _unique(seen: dict[str, Any], tenant_id: str, file: str, path: str) -> None:
@@ -137,8 +152,8 @@ def read_folder(folder: Path, progress: Progress | None) -> FolderParts:
         raise SnapshotError(f"required folder users/ is missing from snapshot folder {str(folder)!r}; put "
                             "the GET /users pages there", file=str(users_dir), value="users/")
     partners_path = folder / "partners.json"
-    user_files = sorted(users_dir.glob("*.json"))
-    delta_files = sorted((folder / "delta").glob("*.json"))
+    user_files = page_files(users_dir)
+    delta_files = page_files(folder / "delta") if (folder / "delta").is_dir() else []
     stamp = folder / "snapshot.json"
     if stamp.is_file():
         taken_at = read_taken_at(stamp)

@@ -90,7 +90,8 @@ class DirectoryUser:
     """A user object of the local directory, reduced to the fields that decide trust.
 
     ``federated_external`` says the object has a ``federated`` identity issued by ``ExternalAzureAD``;
-    :attr:`external` derives the whole external-object test (docs/concepts.md, "Classify") from it.
+    :meth:`Snapshot.is_external <mtotrust.Snapshot.is_external>` makes the whole external-object test from it and
+    the user principal name (it needs the local verified domains).
 
     .. versionadded:: 0.1.0
     """
@@ -104,16 +105,6 @@ class DirectoryUser:
     creation_type: str | None = None
     account_enabled: bool | None = None
     federated_external: bool = False
-
-    @property
-    def external(self) -> bool:
-        """Whether the object belongs to someone at home elsewhere.
-
-        True for a federated ``ExternalAzureAD`` identity, an ``#EXT#`` user principal name, or
-        ``creationType == "Invitation"``.
-        """
-        return (self.federated_external or self.creation_type == "Invitation"
-                or (self.user_principal_name is not None and "#ext#" in self.user_principal_name.lower()))
 
 
 @attrs.frozen(slots=True)

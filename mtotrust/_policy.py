@@ -20,7 +20,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic_core import PydanticCustomError
 
-from mtotrust._address import normalize_address, normalize_domain
+from mtotrust._address import normalize_address, normalize_domain, split_ext_upn
 from mtotrust._errors import IdentityError, PolicyError, shown
 from mtotrust._model import Resolution, Trust
 
@@ -123,7 +123,7 @@ class SnapshotPolicy(_Section):
 
 
 def _check_block_entry(entry: str) -> str:
-    _block_key(entry)
+    _block_keys(entry)
     return entry
 
 
@@ -162,7 +162,7 @@ class Policy(BaseModel):
 
     def model_post_init(self, context: Any, /) -> None:  # noqa: ARG002 - pydantic's hook signature
         """Derive, once, what every decision reads: the block sets, the authserv-ids and the fingerprint."""
-        keys = self._block_entries = tuple(_block_key(e) for e in self.overrides.block)
+        keys = self._block_entries = tuple(key for e in self.overrides.block for key in _block_keys(e))
         self._blocks = {kind: frozenset(v for k, v in keys if k == kind) for kind in ("address", "domain", "wildcard")}
         self._authserv_ids = frozenset(i.lower() for i in self.mail.trusted_authserv_ids)
         data = self.model_dump(mode="json")
@@ -284,7 +284,8 @@ class Policy(BaseModel):
     def apply(self, resolution: Resolution, *, stale: bool = False) -> Resolution:
         """Return ``resolution`` with the policy's own effects on it: the one place they are applied.
 
-        ``overrides.block`` makes a blocked address ``untrusted`` (reason ``blocked``); ``stale`` (see
+        ``overrides.block`` makes a blocked identity ``untrusted`` (reason ``blocked``): an entry matches the
+        identity as written (normal form) and, for a decoded ``#EXT#`` name, the decoded address too; ``stale`` (see
         :meth:`is_stale`) caps trust at ``external`` (reason ``snapshot_stale``); the result carries this
         policy's :attr:`fingerprint` as ``policy_fingerprint``. Applying twice changes nothing, so a caller may
         apply the block when it computes an answer and the staleness cap when it serves it.
@@ -293,8 +294,12 @@ class Policy(BaseModel):
             resolution = attrs.evolve(resolution, policy_fingerprint=self._fingerprint)
         reasons = resolution.reasons
         address = resolution.address
+        # An entry names the identity as written (its normal form: an #EXT# name as admin portals show it) or the
+        # address it was looked up by (the decoded home address of an #EXT# name).
         if (self._block_entries and address is not None and "blocked" not in reasons
-                and self.blocked(address, address.rpartition("@")[2])):
+                and (self.blocked(address, address.rpartition("@")[2])
+                     or (resolution.identity != address
+                         and self.blocked(resolution.identity, resolution.identity.rpartition("@")[2])))):
             resolution = attrs.evolve(resolution, trust=Trust.UNTRUSTED, reasons=(*reasons, "blocked"))
         if stale and resolution.trust > Trust.EXTERNAL:
             resolution = attrs.evolve(resolution, trust=Trust.EXTERNAL,
@@ -313,15 +318,27 @@ class Policy(BaseModel):
         return any(".".join(labels[i:]) in wildcards for i in range(len(labels)))
 
 
-def _block_key(entry: str) -> tuple[str, str]:
-    """Classify and normalise an ``overrides.block`` entry; raise ``ValueError`` naming a bad one."""
+def _block_keys(entry: str) -> list[tuple[str, str]]:
+    """Classify and normalise an ``overrides.block`` entry; raise ``ValueError`` naming a bad one.
+
+    An ``#EXT#`` name (``alias_homedomain#EXT#@host``, as admin portals show an external account) also blocks the
+    home address it encodes, so the person is blocked whichever way they are named (an extra block only ever
+    lowers trust).
+    """
     try:
         if "@" in entry:
             local, domain = normalize_address(entry)
-            return "address", f"{local}@{domain}"
+            keys = [("address", f"{local}@{domain}")]
+            try:
+                decoded = split_ext_upn(local, entry)
+            except IdentityError:  # not a well-formed #EXT# name: it blocks the address as written only
+                decoded = None
+            if decoded is not None:
+                keys.append(("address", f"{decoded[0]}@{decoded[1]}"))
+            return keys
         if entry.startswith("*."):
-            return "wildcard", normalize_domain(entry[2:])
-        return "domain", normalize_domain(entry)
+            return [("wildcard", normalize_domain(entry[2:]))]
+        return [("domain", normalize_domain(entry))]
     except IdentityError as exc:
         raise ValueError(f"block entry {shown(entry)} is not an address, a domain or '*.domain': {exc}") from None
 

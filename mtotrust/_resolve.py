@@ -158,7 +158,7 @@ def resolve_address(snapshot: Snapshot, local: str, domain: str) -> Resolution:
     reasons.append("object_found")
     # Each check reports its reason; a failing check's reason caps trust at explain.CAPS[reason] (the same
     # table explain() reads), and the lowest cap wins.
-    reasons.append("object_external" if user.external else "object_not_external")
+    reasons.append("object_external" if snapshot.is_external(user) else "object_not_external")
     if user.account_enabled:
         reasons.append("account_enabled")
     else:

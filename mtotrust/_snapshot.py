@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 
 from mtotrust import _graph as graph
-from mtotrust._address import domain_skeleton
+from mtotrust._address import domain_skeleton, normalize_address
 from mtotrust._directory import (
     Directory,
     Index,
@@ -37,7 +37,7 @@ from mtotrust._directory import (
     user_digest,
     users_digest,
 )
-from mtotrust._errors import SnapshotError
+from mtotrust._errors import IdentityError, SnapshotError
 from mtotrust._ingest import (
     Page,
     Progress,
@@ -190,6 +190,26 @@ class Snapshot:
     def users(self) -> Mapping[str, DirectoryUser]:
         """Directory objects by Graph object id (read-only)."""
         return self._dir.users
+
+    def is_external(self, user: DirectoryUser) -> bool:
+        """Return whether a directory object belongs to someone at home in another tenant.
+
+        True for a ``federated`` identity issued by ``ExternalAzureAD``, ``creationType == "Invitation"``, or an
+        ``#EXT#`` user principal name at a local verified domain (Entra ID gives external accounts such a name in
+        the inviting tenant; at any other domain it is an ordinary name that proves nothing).
+
+        .. versionadded:: 0.1.0
+        """
+        if user.federated_external or user.creation_type == "Invitation":
+            return True
+        upn = user.user_principal_name
+        if not upn or "#ext#" not in upn.lower():
+            return False
+        try:
+            local, domain = normalize_address(upn)
+        except IdentityError:
+            return False
+        return "#ext#" in local and domain in self._dir.local_domains
 
     def lookup(self, address: str) -> tuple[DirectoryUser, ...]:
         """Return the distinct objects that answer to a normalised ``address`` (empty when none).
@@ -476,16 +496,12 @@ def _delta_source(path: Path) -> tuple[list[Page], dt.datetime | None]:
         pages = delta_pages(path)
         stamp = path / "snapshot.json"
         if stamp.is_file():
-            return [p for p in pages if Path(p.file).name != "snapshot.json"], read_taken_at(stamp)
+            return pages, read_taken_at(stamp)
         files = [Path(p.file) for p in pages]
     elif path.is_file() and path.suffix == ".json":
         pages, files = [Page(str(path))], [path]
     else:
         raise SnapshotError("is neither a folder of delta pages nor a .json delta page file", file=str(path),
                             value=str(path))
-    stray = [f.name for f in (path.iterdir() if path.is_dir() else ()) if f.suffix.lower() == ".json" != f.suffix]
-    if stray:
-        raise SnapshotError(f"holds {stray[0]!r}, whose name ends in another case of .json; rename it to end in "
-                            "'.json' so it is read", file=str(path), value=stray[0])
     newest = max((f.stat().st_mtime for f in files), default=None)
     return pages, None if newest is None else dt.datetime.fromtimestamp(newest, dt.UTC)

@@ -196,7 +196,7 @@ class TestDelta:
                                                              [{"id": "u1", "accountEnabled": False}]])
         user = snap.users["u1"]
         assert (False, "Member", "a@fabrikam.com", True) == (
-            user.account_enabled, user.user_type, user.mail, user.external)
+            user.account_enabled, user.user_type, user.mail, snap.is_external(user))
 
     def test_explicit_null_clears_field(self):
         """A field set to null in a delta (Prefer: return=minimal) is cleared."""

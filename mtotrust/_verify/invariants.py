@@ -137,7 +137,7 @@ def _untrusted_nothing(obs: Observation, _policy: Policy) -> Iterator[Violation]
 
 
 def _blocked(obs: Observation, policy: Policy) -> Iterator[Violation]:
-    if reference_blocked(policy, obs.case.address) and obs.resolution.trust != Trust.UNTRUSTED:
+    if reference_blocked(policy, obs.case.address, obs.case.identity) and obs.resolution.trust != Trust.UNTRUSTED:
         yield Violation(obs, "resolve", f"a blocked identity resolved to {obs.resolution.trust}", obs.resolution)
 
 

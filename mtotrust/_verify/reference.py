@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import attrs
 
+from mtotrust._address import normalize_address
+from mtotrust._errors import IdentityError
 from mtotrust._model import Trust
 from mtotrust._policy import TEAMS_ACTIONS, Policy, expand_grant
 from mtotrust._verify.space import AUTH_VARIANTS, Case, Facts
@@ -18,20 +20,29 @@ from mtotrust._verify.space import AUTH_VARIANTS, Case, Facts
 __all__ = ["Expected", "reference_blocked", "reference_decisions", "reference_trust"]
 
 
-def reference_blocked(policy: Policy, address: str | None) -> bool:
-    """Return whether ``overrides.block`` names a normalised ``address``.
+def reference_blocked(policy: Policy, address: str | None, identity: str | None = None) -> bool:
+    """Return whether ``overrides.block`` names a normalised ``address`` or the ``identity`` as written.
 
     An address entry names exactly that address, a domain entry exactly that domain (not its subdomains), and a
-    ``*.domain`` entry the domain and every subdomain of it.
+    ``*.domain`` entry the domain and every subdomain of it. For a decoded ``#EXT#`` name, the name as written
+    (in normal form) counts as well as the home address it decodes to.
     """
     if address is None:
         return False
-    domain = address.rpartition("@")[2]
-    for kind, value in policy.block_entries:
-        if (kind == "address" and value == address) or (kind == "domain" and value == domain):
-            return True
-        if kind == "wildcard" and (domain == value or domain.endswith("." + value)):
-            return True
+    names = {address}
+    if identity is not None:
+        try:
+            local, domain = normalize_address(identity)
+            names.add(f"{local}@{domain}")
+        except IdentityError:
+            pass
+    for name in names:
+        domain = name.rpartition("@")[2]
+        for kind, value in policy.block_entries:
+            if (kind == "address" and value == name) or (kind == "domain" and value == domain):
+                return True
+            if kind == "wildcard" and (domain == value or domain.endswith("." + value)):
+                return True
     return False
 
 
@@ -85,7 +96,7 @@ def reference_decisions(case: Case, policy: Policy) -> Expected | None:
     """
     if case.facts is None:
         return None
-    trust = reference_trust(case.facts, blocked=reference_blocked(policy, case.address))
+    trust = reference_trust(case.facts, blocked=reference_blocked(policy, case.address, case.identity))
     mail: dict[str, tuple[bool, Trust]] = {}
     for variant in AUTH_VARIANTS:
         authenticated, failed = variant.meaning(policy, case.local) if case.domain else (False, False)

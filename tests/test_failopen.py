@@ -1,0 +1,204 @@
+"""Fail-open classes an adversarial review found, each pinned by the rule that closes it (not by one example).
+
+The mail-authentication, invisible-character and store-integrity classes have their own test files
+(test_mail_failopen.py, test_ignorables.py, test_store_integrity.py); snapshot freshness is in test_snapshot.py
+(TestTakenAt).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import build, native, synced
+
+from mtotrust import Policy, Snapshot, SnapshotError, Trust, TrustEngine
+from mtotrust._verify import verify
+from mtotrust.testing import SnapshotBuilder
+
+SAMPLE = Snapshot.sample()
+EXT_NAME = "cameron_fabrikam.com#EXT#@contoso.onmicrosoft.com"  # the form admin portals show
+HOST = "contoso.onmicrosoft.com"
+
+
+class TestBlockByExtName:
+    """An overrides.block entry matches the identity as written and the address an #EXT# name decodes to; an
+    #EXT# entry blocks the home address it encodes too."""
+
+    @pytest.mark.parametrize("entry", [EXT_NAME, EXT_NAME.upper(), "cameron@fabrikam.com", "fabrikam.com",
+                                       "*.onmicrosoft.com", "contoso.onmicrosoft.com"])
+    def test_each_form_of_entry_blocks_the_ext_name(self, entry):
+        """The #EXT# name (any case), its home address, its home domain or its host blocks the #EXT# name."""
+        engine = TrustEngine(SAMPLE, Policy.from_data({"overrides": {"block": [entry]}}))
+        found = engine.resolve(EXT_NAME)
+        assert (Trust.UNTRUSTED, "blocked") == (found.trust, found.reasons[-1])
+        assert engine.mail(EXT_NAME).tag_external
+        assert not engine.dlp([EXT_NAME]).inside_organization
+
+    def test_ext_name_entry_does_not_block_others(self):
+        """Blocking one #EXT# name leaves other members alone."""
+        snap = (SnapshotBuilder().tenant("fabrikam").synced_member("cameron@fabrikam.com")
+                .synced_member("ana@fabrikam.com").build())
+        engine = TrustEngine(snap, Policy.from_data({"overrides": {"block": [EXT_NAME]}}))
+        assert (Trust.UNTRUSTED, Trust.MTO_MEMBER, Trust.MTO_MEMBER) == (
+            engine.resolve(EXT_NAME).trust, engine.resolve("ana@fabrikam.com").trust,
+            engine.resolve("ana_fabrikam.com#EXT#@contoso.onmicrosoft.com").trust)
+
+    def test_lint_holds_for_such_a_policy(self):
+        """mtotrust lint of a policy blocking an #EXT# name and a host wildcard finds no violated invariant."""
+        policy = Policy.from_data({"mail": {"trusted_authserv_ids": ["mx.contoso.com"]},
+                                   "overrides": {"block": [EXT_NAME, "*.onmicrosoft.com"]}})
+        assert [] == [f.name for f in verify(policy).violated()]
+
+    @settings(max_examples=40, deadline=None)
+    @given(alias=st.from_regex(r"[a-z][a-z0-9]{0,8}", fullmatch=True), upper=st.booleans(),
+           by_name=st.booleans())
+    def test_property_blocking_either_name_blocks_both(self, alias, upper, by_name):
+        """For any synced member, blocking its #EXT# name or its address makes both spellings untrusted."""
+        address = f"{alias}@litware.com"
+        snap = SnapshotBuilder().tenant("litware").synced_member(address).build()
+        name = f"{alias}_litware.com#EXT#@{HOST}"
+        entry = name.upper() if upper else name
+        engine = TrustEngine(snap, Policy.from_data({"overrides": {"block": [entry if by_name else address]}}))
+        assert (Trust.UNTRUSTED, Trust.UNTRUSTED) == (engine.resolve(name).trust, engine.resolve(address).trust)
+
+
+class TestForeignExtUpn:
+    """Only an #EXT# user principal name at a local verified domain is evidence that an object is external."""
+
+    @pytest.mark.parametrize("upn", ["cam_fabrikam.com#EXT#@fabrikam.com", "cam_fabrikam.com#EXT#@contoso.com.evil",
+                                     "cam_fabrikam.com#EXT#@fabrikam.onmicrosoft.com"])
+    def test_foreign_ext_upn_proves_nothing(self, upn):
+        """A native object whose UPN is an #EXT# name at a foreign host is not external: at most external trust."""
+        snap = build([native("u1", "cam@fabrikam.com", userPrincipalName=upn, creationType=None, identities=[])])
+        found = TrustEngine(snap).resolve("cam@fabrikam.com")
+        assert (Trust.EXTERNAL, True) == (found.trust, "object_not_external" in found.reasons)
+        assert not snap.is_external(snap.users["u1"])
+
+    def test_local_ext_upn_is_evidence(self):
+        """The same object with its #EXT# name at the local initial domain is external."""
+        snap = build([native("u1", "cam@fabrikam.com", userPrincipalName="cam_fabrikam.com#EXT#@" + HOST,
+                             creationType=None, identities=[])])
+        assert snap.is_external(snap.users["u1"])
+
+
+class TestDeltaPathsAreNeverSilentlyIgnored:
+    """A delta is applied, or refused naming the path: never skipped."""
+
+    def test_removal_page_given_as_a_file_is_applied(self, tmp_path):
+        """with_delta of one page file applies it: a removal removes the user."""
+        page = tmp_path / "0001.json"
+        page.write_text(json.dumps({"value": [{"id": "u1", "@removed": {"reason": "deleted"}}]}))
+        snap = build([synced("u1", "a@fabrikam.com")])
+        assert Trust.EXTERNAL == TrustEngine(snap.with_delta(page)).resolve("a@fabrikam.com").trust
+
+    @pytest.mark.parametrize("folder", ["users", "delta"])
+    def test_page_in_another_case_is_refused_by_load(self, tmp_path, folder):
+        """Snapshot.load refuses users/0009.JSON or delta/0009.JSON naming it, instead of skipping it."""
+        SnapshotBuilder().tenant("litware").synced_member("li@litware.com").write(tmp_path)
+        (tmp_path / folder).mkdir(exist_ok=True)
+        (tmp_path / folder / "0009.JSON").write_text(json.dumps({"value": []}))
+        with pytest.raises(SnapshotError, match=r"0009\.JSON"):
+            Snapshot.load(tmp_path)
+
+    @pytest.mark.parametrize("name", ["*.json", "no/such/folder", "page.txt"])
+    def test_glob_missing_or_other_file_is_refused(self, tmp_path, name):
+        """A glob, a missing folder or a file that is not a .json page is a SnapshotError naming it."""
+        (tmp_path / "page.txt").write_text("{}")
+        with pytest.raises(SnapshotError, match="neither a folder of delta pages"):
+            build([]).with_delta(tmp_path / name)
+
+
+def _two_states() -> tuple[Snapshot, Snapshot]:
+    """Two snapshots in which each of two recipients is inside in one and outside in the other."""
+    a = build([synced("u1", "one@fabrikam.com"), synced("u2", "two@fabrikam.com", accountEnabled=False)])
+    b = a.with_delta([{"value": [{"id": "u1", "accountEnabled": False}, {"id": "u2", "accountEnabled": True}]}])
+    return a, b
+
+
+class TestOneStatePerDecision:
+    """Every decision reads the engine's state once: no answer mixes two snapshots."""
+
+    def test_dlp_never_mixes_two_states_under_concurrent_updates(self):
+        """Under a thread swapping snapshots, every DLP answer is outside (each state has one recipient outside)
+        and names the snapshot its recipients were resolved against."""
+        a, b = _two_states()
+        engine = TrustEngine(a)
+        stop = threading.Event()
+
+        def swap() -> None:
+            flip = False
+            while not stop.is_set():
+                engine.update(b if flip else a)
+                flip = not flip
+
+        swapper = threading.Thread(target=swap)
+        swapper.start()
+        mixed = []
+        try:
+            for _ in range(30_000):
+                decision = engine.dlp(["one@fabrikam.com", "two@fabrikam.com"])
+                ids = {decision.snapshot_id, *(r.snapshot_id for r in decision.recipients)}
+                if decision.inside_organization or len(ids) != 1:
+                    mixed.append(decision)
+        finally:
+            stop.set()
+            swapper.join()
+        assert [] == mixed
+
+    def test_each_app_decision_names_one_snapshot(self):
+        """Mail, Teams and label decisions carry the id of the snapshot their resolution came from."""
+        a, b = _two_states()
+        engine = TrustEngine(a, Policy.from_data({"labels": {"L": {"mto_member": "Viewer"}}}))
+        for snap in (a, b, a):
+            engine.update(snap)
+            decisions = [engine.mail("one@fabrikam.com"), engine.teams("one@fabrikam.com", "chat"),
+                         engine.label_rights("one@fabrikam.com", "L")]
+            assert {snap.id} == {d.snapshot_id for d in decisions} | {d.resolution.snapshot_id for d in decisions}
+
+
+def _spellings(count: int, seed: int = 3) -> list[str]:
+    """Distinct UTS-46 spellings of fabrikam.com inside Cameron's #EXT# name (they all decode alike)."""
+    variants = {"f": ["f", "F", "\uff46", "\U0001d41f", "\U0001d453"], "a": ["a", "A", "\uff41", "\U0001d41a"],
+                "b": ["b", "B", "\uff42", "\U0001d41b"], "r": ["r", "R", "\uff52"], "i": ["i", "I", "\uff49"],
+                "k": ["k", "K", "\uff4b"], "m": ["m", "M", "\uff4d"]}
+    rng = random.Random(seed)
+    found: set[str] = set()
+    while len(found) < count:
+        home = "".join(rng.choice(variants.get(c, [c])) for c in "fabrikam")
+        found.add(f"cameron_{home}.com#EXT#@{HOST}")
+    return sorted(found)
+
+
+class TestAnswersStayBounded:
+    """Per-snapshot answers hold only canonical forms; every other spelling goes through the bounded cache."""
+
+    def test_forged_ext_spellings_add_no_permanent_answer(self):
+        """5,000 spellings of one #EXT# name keep at most the canonical answers, even with the cache off."""
+        engine = TrustEngine(SAMPLE, cache_size=0)
+        canonical = engine.resolve(EXT_NAME.lower())
+        names = _spellings(5000)
+        answers = {engine.resolve(name).address for name in names}
+        assert {"cameron@fabrikam.com"} == answers
+        assert engine.stats().precomputed_answers <= 2
+        assert canonical == engine.resolve(EXT_NAME.lower())
+
+    def test_with_a_cache_they_are_bounded_by_its_size(self):
+        """With a cache of 100 entries, 2,000 spellings leave at most 100 entries and a couple of answers."""
+        engine = TrustEngine(SAMPLE, cache_size=100)
+        for name in _spellings(2000):
+            engine.resolve(name)
+        stats = engine.stats()
+        assert (stats.cache_entries <= 100, stats.precomputed_answers <= 2) == (True, True)
+
+    def test_the_answer_is_the_same_for_every_spelling(self):
+        """Keeping a spelling out of the answers changes no decision: it resolves like the canonical name."""
+        engine = TrustEngine(SAMPLE, cache_size=0)
+        expected = engine.resolve(EXT_NAME)
+        for name in _spellings(50):
+            found = engine.resolve(name)
+            assert (expected.trust, expected.address, expected.user) == (found.trust, found.address, found.user)
