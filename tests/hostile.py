@@ -1127,3 +1127,109 @@ def random_identity(rng: random.Random) -> str:
 
 
 __all__ = [name for name in dir() if not name.startswith("_")] + ["mtotrust"]
+
+
+# -- issue classes with figures: forged #EXT# spellings, DLP under concurrent updates ----------------------------
+
+EXT_HOST = "contoso.onmicrosoft.com"
+# Alphabets UTS-46 maps to the ASCII letter: fullwidth and nine hole-free mathematical alphabets (bold, bold
+# italic, bold script, bold fraktur, sans-serif, sans bold, sans italic, sans bold italic, monospace).
+_LETTER_BASES = (0xFF41, 0x1D41A, 0x1D482, 0x1D4EA, 0x1D586, 0x1D5BA, 0x1D5EE, 0x1D622, 0x1D656, 0x1D68A)
+
+
+def forged_ext_names(count: int, alias: str = "cameron", home: str = "fabrikam") -> Iterator[str]:
+    """Yield ``count`` distinct spellings of ``alias_home.com#EXT#@contoso.onmicrosoft.com`` that all decode to
+    ``alias@home.com`` (each letter of ``home`` ASCII or one of ten look-alike alphabets UTS-46 folds to it)."""
+    choices = [[c, *(chr(base + ord(c) - 97) for base in _LETTER_BASES)] for c in home]
+    for serial in range(count):
+        letters, rest = [], serial
+        for options in choices:
+            rest, pick = divmod(rest, len(options))
+            letters.append(options[pick])
+        yield f"{alias}_{''.join(letters)}.com#EXT#@{EXT_HOST}"
+
+
+@dataclasses.dataclass
+class MemoryReport:
+    names: int = 0
+    rss_start_kib: int = 0
+    rss_end_kib: int = 0
+    answers: int = 0
+    cache_entries: int = 0
+    wrong: int = 0
+
+
+def forged_ext_memory(count: int, cache_size: int = 65_536) -> MemoryReport:
+    """Resolve ``count`` forged spellings of Cameron's #EXT# name; report RSS, kept answers and wrong answers."""
+    engine = TrustEngine(SAMPLE, POLICY, cache_size=cache_size)
+    expected = engine.resolve(f"cameron_fabrikam.com#EXT#@{EXT_HOST}")
+    report = MemoryReport(rss_start_kib=rss_kib())
+    for name in forged_ext_names(count):
+        found = engine.resolve(name)
+        report.names += 1
+        if (found.trust, found.address) != (expected.trust, expected.address):
+            report.wrong += 1
+    stats = engine.stats()
+    report.rss_end_kib, report.answers, report.cache_entries = rss_kib(), stats.precomputed_answers, stats.cache_entries
+    return report
+
+
+def dlp_states() -> tuple[Snapshot, Snapshot]:
+    """Two snapshots in which each of two recipients is inside in one and outside in the other."""
+    docs = sample_documents()
+    base = Snapshot.from_documents(**docs)
+    one, two = (_user_id(base, a) for a in ("cameron@fabrikam.com", "dana@fabrikam.com"))
+    a = base.with_delta([{"value": [{"id": two, "accountEnabled": False}]}])
+    b = base.with_delta([{"value": [{"id": one, "accountEnabled": False}, {"id": two, "accountEnabled": True}]}])
+    return a, b
+
+
+@dataclasses.dataclass
+class MixReport:
+    calls: int = 0
+    swaps: int = 0
+    mixed: int = 0
+
+
+def dlp_mix(calls: int, readers: int = 2) -> MixReport:
+    """Ask DLP for [cameron, dana] ``calls`` times from ``readers`` threads while another swaps two snapshots.
+
+    In each snapshot exactly one of the two is outside, so an ``InOrganization`` answer, or one whose recipients
+    name two snapshots, mixed two states.
+    """
+    a, b = dlp_states()
+    engine = TrustEngine(a, POLICY)
+    report = MixReport()
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def swap() -> None:
+        flip = False
+        while not stop.is_set():
+            engine.update(b if flip else a)
+            flip = not flip
+            report.swaps += 1
+
+    def read(n: int) -> None:
+        mixed = 0
+        for _ in range(n):
+            decision = engine.dlp(["cameron@fabrikam.com", "dana@fabrikam.com"])
+            ids = {decision.snapshot_id, *(r.snapshot_id for r in decision.recipients)}
+            if decision.inside_organization or len(ids) != 1:
+                mixed += 1
+        with lock:
+            report.mixed += mixed
+            report.calls += n
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    workers = [threading.Thread(target=read, args=(calls // readers,)) for _ in range(readers)]
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        stop.set()
+        swapper.join()
+    return report
