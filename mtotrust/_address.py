@@ -2,6 +2,11 @@
 
 One function per idea: :func:`normalize_address` is the only parser of an e-mail address, used for the
 identities apps ask about and for every address in the directory, so both sides are compared in the same form.
+
+Invisible characters are every Default_Ignorable_Code_Point of Unicode (whatever their category: the Hangul
+fillers are letters, U+034F and the variation selectors are marks), read from ``mtotrust/data/ignorables.txt``
+(generated from ICU by ``scripts/refresh_ignorables.py``, the same Unicode version as the confusables table)
+on the first non-ASCII address and rejected before NFC and UTS-46, which would otherwise drop them silently.
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Callable
+from importlib import resources
 
 import idna
 
@@ -20,6 +27,8 @@ __all__ = [
     "ASCII_DOT_ATOM",
     "MAX_ADDRESS_LENGTH",
     "domain_skeleton",
+    "ignorables_version",
+    "is_default_ignorable",
     "normalize_address",
     "normalize_domain",
     "proxy_smtp_address",
@@ -50,6 +59,78 @@ _ATEXT_ASCII = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
 # separator but the ASCII space: none of them belongs in an address, and several hide what a user reads.
 _REJECTED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
 _AT_LOOKALIKES = ("\uff20", "\ufe6b")  # FULLWIDTH and SMALL COMMERCIAL AT
+_IGNORABLES_FILE = "ignorables.txt"
+
+
+def _parse_ignorables(text: str) -> tuple[tuple[tuple[int, int], ...], str]:
+    """Parse the ignorables data file into its inclusive code point ranges and its Unicode version.
+
+    Raises ``ValueError`` naming the line for a malformed, unordered or adjacent range, or a missing header.
+    """
+    ranges: list[tuple[int, int]] = []
+    version = None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if line.startswith("#"):
+            key, sep, value = line[1:].partition(":")
+            if sep and key.strip() == "Unicode version" and version is None:
+                version = value.strip()
+            continue
+        if not line:
+            continue
+        first_text, sep, last_text = line.partition("..")
+        try:
+            first, last = int(first_text, 16), int(last_text if sep else first_text, 16)
+        except ValueError:
+            raise ValueError(f"{_IGNORABLES_FILE}:{lineno}: expected FIRST..LAST or FIRST in hex, "
+                             f"got {line!r}") from None
+        if not 0 <= first <= last <= 0x10FFFF or (ranges and first <= ranges[-1][1] + 1):
+            raise ValueError(f"{_IGNORABLES_FILE}:{lineno}: range {line!r} is out of order, adjacent to the "
+                             "previous one or outside 0..10FFFF")
+        ranges.append((first, last))
+    if version is None:
+        raise ValueError(f"{_IGNORABLES_FILE}: header lacks the 'Unicode version' line")
+    return tuple(ranges), version
+
+
+@functools.cache
+def _ignorables() -> tuple[re.Pattern[str], tuple[tuple[int, int], ...], str]:
+    """Return a pattern matching any default-ignorable code point, the ranges and their Unicode version.
+
+    Read once per process, on the first non-ASCII text (ASCII holds no default-ignorable code point); two
+    threads racing on the first call parse the same small file twice at worst and keep one result.
+    """
+    text = (resources.files("mtotrust") / "data" / _IGNORABLES_FILE).read_text(encoding="utf-8")
+    ranges, version = _parse_ignorables(text)
+    pattern = re.compile("[" + "".join(f"\\U{first:08X}-\\U{last:08X}" for first, last in ranges) + "]")
+    return pattern, ranges, version
+
+
+def is_default_ignorable(ch: str) -> bool:
+    """Return whether the one character ``ch`` is a Unicode Default_Ignorable_Code_Point (an invisible one)."""
+    return _ignorables()[0].fullmatch(ch) is not None
+
+
+def ignorables_version() -> str:
+    """Return the Unicode version of the bundled default-ignorable table, e.g. ``"16.0"``."""
+    return _ignorables()[2]
+
+
+def _load_find_invisible(text: str) -> re.Match[str] | None:
+    """Load the table, point ``_find_invisible`` at its pattern's ``search`` and search ``text`` (first call only)."""
+    global _find_invisible  # noqa: PLW0603 -- rebinding once keeps later calls free of any lookup
+    _find_invisible = _ignorables()[0].search
+    return _find_invisible(text)
+
+
+_find_invisible: Callable[[str], re.Match[str] | None] = _load_find_invisible
+"""Return the first default-ignorable code point of a text as a match, or ``None`` (one C-level scan)."""
+
+
+def _invisible_rule(ch: str, part: str) -> str:
+    """Return the rule an invisible ``ch`` found in the ``part`` of an address breaks, naming the code point."""
+    name = unicodedata.name(ch, "")
+    what = f"U+{ord(ch):04X} {name} (default-ignorable)" if name else f"U+{ord(ch):04X} (unassigned, default-ignorable)"
+    return f"the {part} contains the invisible character {what}; remove it"
 
 
 def _fail(text: str, rule: str) -> IdentityError:
@@ -100,6 +181,11 @@ def _domain_a_label(domain: str) -> str:
         raise ValueError("the domain is empty")
     if domain.endswith("."):
         raise ValueError("the domain ends with a dot; remove the trailing dot")
+    if not domain.isascii():
+        # before UTS-46, which deletes default-ignorable code points (U+3164, U+034F, U+FE0F ...) silently
+        found = _find_invisible(domain)
+        if found is not None:
+            raise ValueError(_invisible_rule(found.group(), "domain"))
     if not domain.isprintable():
         raise ValueError(_bad_character(domain) or "a character that cannot be printed is not allowed")
     try:
@@ -109,7 +195,26 @@ def _domain_a_label(domain: str) -> str:
     a_label = encoded.decode("ascii").lower()
     if a_label.endswith("."):  # UTS-46 maps U+3002, U+FF0E and U+FF61 to "."
         raise ValueError("the domain ends with a dot (after mapping full stops); remove the trailing dot")
+    if "xn--" in a_label:
+        _check_a_labels(a_label)
     return a_label
+
+
+def _check_a_labels(a_label: str) -> None:
+    """Raise ``ValueError`` if an ``xn--`` label of a valid A-label domain decodes to an invisible character.
+
+    IDNA2008 disallows every default-ignorable code point but U+200C and U+200D, which it allows after a virama
+    (CONTEXTJ): rejected here too, as they are in a Unicode domain.
+    """
+    for label in a_label.split("."):
+        if label.startswith("xn--"):
+            try:
+                u_label = label[4:].encode("ascii").decode("punycode")
+            except UnicodeError:  # pragma: no cover -- idna.encode has decoded and validated every xn-- label
+                continue
+            found = _find_invisible(u_label)
+            if found is not None:
+                raise ValueError(_invisible_rule(found.group(), f"domain label {label!r} (decoded)"))
 
 
 def normalize_domain(domain: str) -> str:
@@ -142,7 +247,8 @@ def domain_skeleton(a_label: str) -> str:
 def normalize_address(text: str) -> tuple[str, str]:
     """Split and normalise an e-mail address into ``(local_part, a_label_domain)``.
 
-    Trims ASCII spaces and tabs at both ends only; rejects control, format (zero-width, bidi) and non-ASCII space
+    Trims ASCII spaces and tabs at both ends only; rejects invisible (every Unicode default-ignorable code point,
+    such as U+200B, U+3164 HANGUL FILLER or U+FE0F, before NFC and UTS-46), control, format and non-ASCII space
     characters anywhere, anything but exactly one ASCII ``@``, quoted local parts, a trailing dot, addresses over
     320 characters and labels over 63; lower-cases the NFC local part with ``str.lower`` (not ``casefold``: it
     would merge distinct mailboxes) and maps the domain to its UTS-46 A-label.
@@ -190,6 +296,12 @@ def _normalize_trimmed(trimmed: str) -> tuple[str, str]:
         raise _fail(trimmed, "an address needs exactly one '@'" if count == 0 else
                     f"an address needs exactly one '@', found {count}")
     local, _, domain = trimmed.partition("@")
+    if not trimmed.isascii():
+        # anywhere, before NFC and UTS-46 (ASCII holds no default-ignorable code point)
+        found = _find_invisible(trimmed)
+        if found is not None:
+            part = "local part" if found.start() < len(local) else "domain"
+            raise _fail(trimmed, _invisible_rule(found.group(), part))
     # str.isprintable is False exactly for the rejected categories (and keeps the common case in C).
     if not trimmed.isprintable():
         raise _fail(trimmed, _bad_character(trimmed) or "a character that cannot be printed is not allowed")

@@ -26,9 +26,9 @@ class TestNormalizeAddress:
         assert ("megan", "contoso.com") == normalize_address(text)
 
     @pytest.mark.parametrize("text", ["\u00a0megan@contoso.com", "megan@contoso.com\u3000", "megan@contoso.com\n",
-                                      "\u200bmegan@contoso.com"])
+                                      "\u200bmegan@contoso.com", "\u3164megan@contoso.com", "megan@contoso.com\ufe0f"])
     def test_does_not_trim_other_blanks(self, text):
-        """Non-ASCII spaces, line breaks and zero-width characters at the ends are rejected, not trimmed."""
+        """Non-ASCII spaces, line breaks, zero-width and other invisible characters at the ends are rejected."""
         with pytest.raises(IdentityError):
             normalize_address(text)
 
