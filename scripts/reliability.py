@@ -2,6 +2,7 @@
 
     python scripts/reliability.py                 # corpus, concurrency stress, SIGKILL test, CLI (about a minute)
     python scripts/reliability.py --soak 10000000 # plus a 10M-decision soak with RSS at start and end
+    python scripts/reliability.py --forged 1000000 --dlp-calls 5000000   # the figures of docs/security.md
 
 It runs the same corpus and harness as tests/test_reliability_*.py (tests/hostile.py): every hostile input
 through every public entry point (engine.resolve/mail/dlp/label_rights/teams, parse_identity,
@@ -106,6 +107,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--soak", type=int, default=0, metavar="N", help="also run N random decisions and report "
                         "RSS (10000000 for the figure in docs/reliability.md)")
+    parser.add_argument("--forged", type=int, default=100_000, metavar="N", help="forged #EXT# spellings to resolve "
+                        "(1000000 for the figure in docs/security.md)")
+    parser.add_argument("--dlp-calls", type=int, default=200_000, metavar="N", help="DLP calls under concurrent "
+                        "snapshot swaps (5000000 for the figure in docs/security.md)")
     args = parser.parse_args()
     started = time.perf_counter()
     print(f"mtotrust {mtotrust.__version__} reliability run, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
@@ -136,7 +141,14 @@ def main() -> int:
           f"{kills.leftover_temp_files} orphaned temp files left by killed writers)")
     for failure in kills.failures[:5]:
         print(f"      {failure}")
-    ok = not (total.crashes or total.fail_open or swaps.mixed or swaps.stale or swaps.errors or kills.failures)
+    forged = h.forged_ext_memory(args.forged)
+    print(f"forged #EXT# spellings {forged.names}: wrong answers {forged.wrong}, per-snapshot answers kept "
+          f"{forged.answers}, cache {forged.cache_entries}; RSS start {forged.rss_start_kib / 1024:.1f} MiB, every "
+          "10%: " + ", ".join(f"{m / 1024:.1f}" for m in forged.rss_marks_kib) + " MiB")
+    mix = h.dlp_mix(args.dlp_calls)
+    print(f"DLP under concurrent updates: {mix.calls} calls, {mix.swaps} swaps, mixed answers {mix.mixed}")
+    ok = not (total.crashes or total.fail_open or swaps.mixed or swaps.stale or swaps.errors or kills.failures
+              or forged.wrong or forged.answers > 2 or mix.mixed)
     if args.soak:
         result = soak(args.soak)
         print(f"soak {result['decisions']} decisions in {result['seconds']} s: RSS start "

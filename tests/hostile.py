@@ -1154,6 +1154,7 @@ class MemoryReport:
     names: int = 0
     rss_start_kib: int = 0
     rss_end_kib: int = 0
+    rss_marks_kib: list[int] = dataclasses.field(default_factory=list)  # after every tenth of the names
     answers: int = 0
     cache_entries: int = 0
     wrong: int = 0
@@ -1164,11 +1165,14 @@ def forged_ext_memory(count: int, cache_size: int = 65_536) -> MemoryReport:
     engine = TrustEngine(SAMPLE, POLICY, cache_size=cache_size)
     expected = engine.resolve(f"cameron_fabrikam.com#EXT#@{EXT_HOST}")
     report = MemoryReport(rss_start_kib=rss_kib())
+    step = max(count // 10, 1)
     for name in forged_ext_names(count):
         found = engine.resolve(name)
         report.names += 1
         if (found.trust, found.address) != (expected.trust, expected.address):
             report.wrong += 1
+        if report.names % step == 0:
+            report.rss_marks_kib.append(rss_kib())
     stats = engine.stats()
     report.rss_end_kib, report.answers, report.cache_entries = rss_kib(), stats.precomputed_answers, stats.cache_entries
     return report
