@@ -300,8 +300,9 @@ class Snapshot:
              ) -> Snapshot:
         """Load a snapshot folder (see ``docs/snapshot.md``) or a SQLite file written by :meth:`save`.
 
-        A store's schema version and recorded user count are always checked; ``verify=True`` also runs
-        SQLite's full ``integrity_check`` first (it reads every page: slower, for on-demand checks).
+        Every store load checks the schema version, the store's SHA-256 seal, the type of every cell, the index
+        references, the user count and that the stored id is the content's id; ``verify=True`` also runs
+        SQLite's full ``integrity_check`` (it reads every page: slower, for on-demand checks).
 
         ``progress``, if given, is called as ``progress(done, total, what)`` while loading: from a folder once
         before the first and after each page file, with ``what`` ``"users pages"`` (``users/*.json``) or

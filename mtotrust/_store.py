@@ -4,6 +4,13 @@
 :class:`~mtotrust.Snapshot`. Besides the directory, a store keeps its ``taken_at``, the snapshot's content id
 (``Snapshot.id``) with the users digest deltas update it from, and a small ``metadata`` table (key → value) where
 features keep what belongs beside the directory, such as a sync's delta link.
+
+Integrity: :func:`save_store` seals the file with the SHA-256 of every byte SQLite wrote (every page: each table,
+the index tables, the schema) in a 48-byte trailer after the last page, and every read checks it before it builds
+anything, so a store changed or damaged after it was saved is refused on a default load. Every cell the reader
+uses is also type-checked (TEXT where text, INTEGER 0/1 where a flag, NULL only where the writer writes it):
+nothing is coerced. Any failure is a :class:`~mtotrust.SnapshotError` naming the file and, for a cell, its
+``table.column``.
 """
 
 from __future__ import annotations
@@ -11,8 +18,11 @@ from __future__ import annotations
 import array
 import contextlib
 import datetime as dt
+import hashlib
+import io
 import json
 import os
+import re
 import sqlite3
 import sys
 import tempfile
@@ -22,18 +32,25 @@ from typing import Any
 
 import attrs
 
-from mtotrust._directory import Directory, Index, Normalizer, by_id
-from mtotrust._errors import SnapshotError
+from mtotrust._directory import Directory, Index, Normalizer, by_id, content_id
+from mtotrust._errors import SnapshotError, shown
 from mtotrust._ingest import Progress
 from mtotrust._model import DirectoryUser, Tenant
 from mtotrust._version import __version__
 
-__all__ = ["SCHEMA_VERSION", "SQLITE_MAGIC", "StoreParts", "read_store", "save_store"]
+__all__ = ["SCHEMA_VERSION", "SEAL_MARKER", "SQLITE_MAGIC", "StoreParts", "read_store", "save_store", "seal"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Version of the store layout :func:`save_store` writes and :func:`read_store` reads (no other is read)."""
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+SEAL_MARKER = b"mtotrust-sha256\x00"
+"""The end of a sealed store: after the last SQLite page, the SHA-256 of every byte before it, then this marker.
+SQLite reads only the pages its header counts, so it never sees the trailer."""
+_SEAL_LENGTH = 32 + len(SEAL_MARKER)
+_HASH_BLOCK = 1 << 20
+_ATTEMPTS = 3  # reads of a store that other processes keep renaming new stores over while it is loaded
+_FIX = "load the snapshot folder again and save a new store (or re-sync)"
 _ROWS_PER_PROGRESS = 10_000
 _intern = sys.intern
 
@@ -64,7 +81,8 @@ CREATE TABLE users (id TEXT PRIMARY KEY, upn TEXT, mail TEXT, other_mails TEXT, 
 CREATE TABLE address_index (chunk INTEGER PRIMARY KEY, addresses TEXT NOT NULL, positions BLOB NOT NULL);
 CREATE TABLE ambiguous (address TEXT PRIMARY KEY, user_ids TEXT NOT NULL);
 """
-# Schema version 3: the address index is stored, so a load normalises nothing and builds the index in bulk.
+# Schema version 4 is version 3 (the address index is stored, so a load normalises nothing and builds the index in
+# bulk) sealed: a SHA-256 of the whole file follows its last page (see seal).
 # - meta: the store's own facts (schema version, taken_at, the snapshot id and its users digest ...);
 #   metadata: what features keep beside the directory (a sync's delta link); neither enters Snapshot.id.
 # - kinds: the few-valued fields, one row per combination (users refer to it). upn_is_mail: the UPN equals
@@ -87,17 +105,6 @@ def _pack(values: tuple[str, ...]) -> str | None:
     if any(_SEP in v or _JSON_MARK in v for v in values):
         return _JSON_MARK + json.dumps(values)
     return _SEP.join(values)
-
-
-def _unpack(text: str | None) -> tuple[str, ...]:
-    if text is None:
-        return ()
-    if text[:1] != _JSON_MARK:
-        return tuple(text.split(_SEP))
-    values = json.loads(text[1:])
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise ValueError(f"a list column holds {text[:40]!r}")
-    return tuple(values)
 
 
 def _positions(values: list[int]) -> bytes:
@@ -163,43 +170,177 @@ def _write(conn: sqlite3.Connection, parts: StoreParts, lookup: Callable[[str], 
         conn.executemany("INSERT INTO ambiguous VALUES (?, ?)", sorted(ambiguous.items()))
 
 
-def _read(conn: sqlite3.Connection, path: Path, progress: Progress | None) -> StoreParts:
-    meta = dict(conn.execute("SELECT key, value FROM meta"))
+# -- reading ------------------------------------------------------------------------------------------------------
+
+# What each column holds, as Snapshot.save writes it; the reader accepts nothing else (no coercion).
+_TEXT = "TEXT"
+_TEXT_OR_NULL = "TEXT or NULL"
+_INTEGER = "INTEGER"
+_BLOB = "BLOB"
+_FLAG = "INTEGER 0 or 1"
+_FLAG_OR_NULL = "INTEGER 0 or 1, or NULL"
+_STORAGE_CLASS = {str: "TEXT", int: "INTEGER", float: "REAL", bytes: "BLOB", type(None): "NULL"}
+Columns = tuple[tuple[str, str], ...]
+
+_META: Columns = (("key", _TEXT), ("value", _TEXT))
+_LOCAL_DOMAINS: Columns = (("name", _TEXT),)
+_DOMAINS: Columns = (("name", _TEXT), ("tenant_id", _TEXT))
+_TENANTS: Columns = (("tenant_id", _TEXT), ("display_name", _TEXT_OR_NULL), ("role", _TEXT_OR_NULL),
+                     ("state", _TEXT_OR_NULL))
+_PARTNERS: Columns = (("tenant_id", _TEXT), ("in_mto", _FLAG_OR_NULL))
+_KINDS: Columns = (("kind", _INTEGER), ("user_type", _TEXT_OR_NULL), ("creation_type", _TEXT_OR_NULL),
+                   ("account_enabled", _FLAG_OR_NULL), ("federated_external", _FLAG), ("upn_is_mail", _FLAG),
+                   ("mail_is_key", _FLAG))
+_USERS: Columns = (("id", _TEXT), ("upn", _TEXT_OR_NULL), ("mail", _TEXT_OR_NULL), ("other_mails", _TEXT_OR_NULL),
+                   ("proxy_addresses", _TEXT_OR_NULL), ("kind", _INTEGER))
+_ADDRESS_INDEX: Columns = (("addresses", _TEXT), ("positions", _BLOB))
+_AMBIGUOUS: Columns = (("address", _TEXT), ("user_ids", _TEXT))
+_META_KEYS = ("schema_version", "taken_at", "tenant_id", "display_name", "user_count", "snapshot_id", "users_digest")
+
+# A list cell in JSON form is a flat array of strings exactly as json.dumps writes it: no nesting to recurse into.
+_JSON_STRING = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
+_JSON_LIST = re.compile(rf"\[{_JSON_STRING}(?:, {_JSON_STRING})*\]").fullmatch
+_HEX_DIGEST = re.compile("[0-9a-f]{64}").fullmatch
+
+
+def _fits(value: object, kind: str) -> bool:
+    """Whether a cell holds what Snapshot.save writes in a column of ``kind``."""
+    cls = value.__class__
+    if kind in (_TEXT, _TEXT_OR_NULL):
+        return cls is str or (value is None and kind == _TEXT_OR_NULL)
+    if kind == _INTEGER:
+        return cls is int
+    if kind == _BLOB:
+        return cls is bytes
+    return (cls is int and value in (0, 1)) or (value is None and kind == _FLAG_OR_NULL)
+
+
+def _damaged(path: Path, where: str, problem: str, value: object) -> SnapshotError:
+    """Return the error for a store whose content is not what Snapshot.save wrote, at ``where`` (table.column)."""
+    return SnapshotError(f"{problem}; the store was changed or damaged after Snapshot.save wrote it: {_FIX}",
+                         file=str(path), path=where, value=value)
+
+
+def _check_row(path: Path, table: str, columns: Columns, row: tuple[Any, ...]) -> None:
+    """Raise the error naming the first cell of ``row`` that ``columns`` does not allow."""
+    for value, (name, kind) in zip(row, columns, strict=True):
+        if not _fits(value, kind):
+            stored = _STORAGE_CLASS.get(value.__class__, value.__class__.__name__)
+            raise _damaged(path, f"{table}.{name}", f"holds {stored} {shown(value)} where Snapshot.save writes {kind}",
+                           value)
+
+
+def _typed_rows(conn: sqlite3.Connection, path: Path, table: str, columns: Columns) -> Iterator[tuple[Any, ...]]:
+    """Yield the rows of ``table`` in the order they were written, each cell checked against ``columns``."""
+    names = ", ".join(name for name, _ in columns)
+    try:
+        for row in conn.execute(f"SELECT {names} FROM {table} ORDER BY rowid"):  # noqa: S608 (constant names)
+            _check_row(path, table, columns, row)
+            yield row
+    except sqlite3.Error as exc:  # such as text that is not UTF-8 (SQLite's message names the column)
+        raise _damaged(path, table, f"cannot be read ({exc})", None) from None
+
+
+def _fetch(cursor: sqlite3.Cursor, path: Path, table: str) -> list[tuple[Any, ...]]:
+    """Return the next rows of ``cursor`` (a read of ``table``); a SQLite error names the table."""
+    try:
+        return cursor.fetchmany(_ROWS_PER_PROGRESS)
+    except sqlite3.Error as exc:  # such as text that is not UTF-8 (SQLite's message names the column)
+        raise _damaged(path, table, f"cannot be read ({exc})", None) from None
+
+
+def _unpack_json(text: str, path: Path, where: str) -> tuple[str, ...]:
+    """Decode a list cell in its JSON form (``_JSON_MARK`` and a flat JSON array of strings)."""
+    if _JSON_LIST(text, 1) is None:
+        raise _damaged(path, where, f"holds {shown(text)}, which is not a JSON array of strings as Snapshot.save "
+                       "writes one", text)
+    values = json.loads(text[1:])
+    if not isinstance(values, list) or not all(v.__class__ is str for v in values):
+        raise _damaged(path, where, f"holds {shown(text)}, not a JSON array of strings", text)
+    return tuple(values)
+
+
+class _ProgressError(Exception):
+    """Carries an exception raised by the caller's progress callback past the damage handler, re-raised as is."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _guarded(progress: Progress) -> Progress:
+    """Wrap ``progress`` so that what it raises propagates unchanged, never read as damage to the store."""
+    def call(done: int, total: int, what: str) -> None:
+        try:
+            progress(done, total, what)
+        except Exception as exc:
+            raise _ProgressError(exc) from exc
+    return call
+
+
+def _read(conn: sqlite3.Connection, fh: io.BufferedIOBase, size: int, header: bytes, path: Path, verify: bool,
+          progress: Progress | None) -> StoreParts:
+    meta = dict(_typed_rows(conn, path, "meta", _META))
     version = meta.get("schema_version")
     if version != str(SCHEMA_VERSION):
         raise SnapshotError(f"store schema version {version!r} is not supported (this mtotrust reads version "
                             f"{SCHEMA_VERSION}); load the snapshot folder again and save a new store", file=str(path),
                             path="meta.schema_version", value=version)
+    _check_seal(fh, size, header, path)
+    if verify:
+        problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        if problems != ["ok"]:
+            raise SnapshotError(f"SQLite integrity check failed: {'; '.join(map(str, problems[:3]))}; {_FIX}",
+                                file=str(path), value=problems[0])
+    for key in _META_KEYS:
+        if key not in meta:
+            raise _damaged(path, f"meta.{key}", "is missing", None)
+    count = meta["user_count"]
+    if not (count.isascii() and count.isdecimal()):
+        raise _damaged(path, "meta.user_count", f"holds {shown(count)}, not a count of users", count)
+    digest = meta["users_digest"]
+    if _HEX_DIGEST(digest) is None:
+        raise _damaged(path, "meta.users_digest", f"holds {shown(digest)}, not 64 hex digits", digest)
+    taken_at = _taken_at(meta["taken_at"], path)
+    local_domains = frozenset(name for name, in _typed_rows(conn, path, "local_domains", _LOCAL_DOMAINS))
+    tenants = {row[0]: Tenant(*row) for row in _typed_rows(conn, path, "tenants", _TENANTS)}
+    domain_tenants = {name: _intern(tid) for name, tid in _typed_rows(conn, path, "domains", _DOMAINS)}
+    partners = {tid: None if flag is None else flag == 1
+                for tid, flag in _typed_rows(conn, path, "partners", _PARTNERS)}
+    users, index = _read_users(conn, path, int(count), progress)
+    if str(len(users)) != count:
+        raise SnapshotError(f"store holds {len(users)} users but recorded {count}; it is damaged: {_FIX}",
+                            file=str(path), path="meta.user_count", value=count)
+    directory = Directory(tenant_id=meta["tenant_id"], display_name=meta["display_name"] or None,
+                          local_domains=local_domains, tenants=tenants, domain_tenants=domain_tenants,
+                          partners=partners, users=users)
+    users_digest = int(digest, 16)
+    snapshot_id = meta["snapshot_id"]
+    if content_id(directory, users_digest) != snapshot_id:
+        raise _damaged(path, "meta.snapshot_id", f"{shown(snapshot_id)} is not the id of the store's content",
+                       snapshot_id)
+    metadata = dict(_typed_rows(conn, path, "metadata", _META))
+    return StoreParts(directory, index, taken_at, snapshot_id, users_digest, metadata)
+
+
+def _taken_at(text: str, path: Path) -> dt.datetime:
     try:
-        total = int(meta["user_count"])
-    except (KeyError, ValueError):
-        total = 0  # unknown: the count check below refuses the store
-    local_domains = frozenset(r[0] for r in conn.execute("SELECT name FROM local_domains"))
-    users, index = _read_users(conn, total, progress)
-    if str(len(users)) != meta.get("user_count"):
-        raise SnapshotError(f"store holds {len(users)} users but recorded {meta.get('user_count')}; it is "
-                            "damaged: save it again", file=str(path), path="meta.user_count",
-                            value=meta.get("user_count"))
-    directory = Directory(
-        tenant_id=meta["tenant_id"], display_name=meta["display_name"] or None,
-        local_domains=local_domains,
-        tenants={r[0]: Tenant(*r) for r in conn.execute("SELECT * FROM tenants")},
-        domain_tenants={name: _intern(tid) for name, tid in conn.execute("SELECT name, tenant_id FROM domains")},
-        partners={r[0]: None if r[1] is None else bool(r[1]) for r in conn.execute("SELECT * FROM partners")},
-        users=users,
-    )
-    return StoreParts(directory, index, dt.datetime.fromisoformat(meta["taken_at"]), meta["snapshot_id"],
-                      int(meta["users_digest"], 16), dict(conn.execute("SELECT key, value FROM metadata")))
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise _damaged(path, "meta.taken_at", f"holds {shown(text)}, not an ISO 8601 time", text) from None
+    if when.tzinfo is None:
+        raise _damaged(path, "meta.taken_at", f"holds {shown(text)}, a time without a zone", text)
+    return when
 
 
-def _read_users(conn: sqlite3.Connection, total: int, progress: Progress | None
-               ) -> tuple[dict[str, DirectoryUser], Index]:
+def _read_users(conn: sqlite3.Connection, path: Path, total: int, progress: Progress | None
+                ) -> tuple[dict[str, DirectoryUser], Index]:
     kinds = {
         kind: (None if user_type is None else _intern(user_type),
                None if creation_type is None else _intern(creation_type),
-               None if enabled is None else bool(enabled), bool(federated), bool(upn_is_mail), bool(mail_is_key))
+               None if enabled is None else enabled == 1, federated == 1, upn_is_mail == 1, mail_is_key == 1)
         for kind, user_type, creation_type, enabled, federated, upn_is_mail, mail_is_key
-        in conn.execute("SELECT * FROM kinds")
+        in _typed_rows(conn, path, "kinds", _KINDS)
     }
     users: dict[str, DirectoryUser] = {}
     mail_keys: list[str] = []
@@ -209,96 +350,219 @@ def _read_users(conn: sqlite3.Connection, total: int, progress: Progress | None
         progress(0, total, "users")
     sep, mark, rows_read = _SEP, _JSON_MARK, 0
     mail_key, mail_user = mail_keys.append, mail_users.append
-    while rows := cursor.fetchmany(_ROWS_PER_PROGRESS):
+    while rows := _fetch(cursor, path, "users"):
         rows_read += len(rows)
-        for uid, upn_text, mail, other, proxies, kind in rows:
-            user_type, creation_type, enabled, federated, upn_is_mail, mail_is_key = kinds[kind]
+        for row in rows:
+            uid, upn, mail, other, proxies, kind = row
+            if not (uid.__class__ is str and kind.__class__ is int and (upn is None or upn.__class__ is str)
+                    and (mail is None or mail.__class__ is str) and (other is None or other.__class__ is str)
+                    and (proxies is None or proxies.__class__ is str)):
+                _check_row(path, "users", _USERS, row)
+            try:
+                user_type, creation_type, enabled, federated, upn_is_mail, mail_is_key = kinds[kind]
+            except KeyError:
+                raise _damaged(path, "users.kind", f"holds {kind}, which is not a row of kinds", kind) from None
+            if upn_is_mail:
+                if upn is not None or mail is None:
+                    raise _damaged(path, "users.upn", f"holds {shown(upn)} for user {shown(uid)}, whose kind says "
+                                   "the user principal name is its mail (NULL here, and a mail)", upn)
+                upn = mail
             if other is None:
                 other_mails: tuple[str, ...] = ()
             else:
-                other_mails = _unpack(other)
+                other_mails = (tuple(other.split(sep)) if other[:1] != mark
+                               else _unpack_json(other, path, "users.other_mails"))
                 if mail is not None and mail in other_mails:
                     other_mails = tuple(mail if m == mail else m for m in other_mails)
             users[uid] = user = DirectoryUser(
-                uid, mail if upn_is_mail else upn_text, mail, other_mails,
-                () if proxies is None else tuple(proxies.split(sep)) if proxies[:1] != mark else _unpack(proxies),
+                uid, upn, mail, other_mails,
+                () if proxies is None else tuple(proxies.split(sep)) if proxies[:1] != mark
+                else _unpack_json(proxies, path, "users.proxy_addresses"),
                 user_type, creation_type, enabled, federated)
             if mail_is_key:
+                if mail is None:
+                    raise _damaged(path, "users.mail", f"is NULL for user {shown(uid)}, whose kind says its mail "
+                                   "is an index key", mail)
                 mail_key(mail)
                 mail_user(user)
         if progress is not None:
             progress(len(users), total, "users")
     if rows_read != len(users):
-        raise ValueError("duplicate user ids")
+        raise _damaged(path, "users.id", f"holds {rows_read - len(users)} id(s) twice", None)
     ordered = list(users.values())
     index: Index = dict(zip(mail_keys, mail_users, strict=True))
     expected = len(mail_keys)
     position = ordered.__getitem__
-    for addresses, packed in conn.execute("SELECT addresses, positions FROM address_index ORDER BY chunk"):
+    for addresses, packed in _typed_rows(conn, path, "address_index", _ADDRESS_INDEX):
         keys = addresses.split("\n")
+        if len(packed) % 4:
+            raise _damaged(path, "address_index.positions", f"holds {len(packed)} bytes, not 4-byte positions",
+                           len(packed))
         positions = array.array(_POSITION)
         positions.frombytes(packed)
         if sys.byteorder == "big":
             positions.byteswap()
         if len(keys) != len(positions):
-            raise ValueError("an address_index chunk holds more addresses than positions or fewer")
+            raise _damaged(path, "address_index.positions", f"holds {len(positions)} positions for {len(keys)} "
+                           "addresses", len(positions))
+        if positions and max(positions) >= len(ordered):
+            raise _damaged(path, "address_index.positions", f"holds position {max(positions)}, past the last of "
+                           f"{len(ordered)} users", max(positions))
         index.update(zip(keys, map(position, positions), strict=True))
         expected += len(keys)
-    for address, ids in conn.execute("SELECT address, user_ids FROM ambiguous"):
-        found = tuple(sorted({users[i] for i in ids.split("\n")}, key=by_id))
+    for address, ids in _typed_rows(conn, path, "ambiguous", _AMBIGUOUS):
+        found: set[DirectoryUser] = set()
+        for uid in ids.split("\n"):
+            named = users.get(uid)
+            if named is None:
+                raise _damaged(path, "ambiguous.user_ids", f"names {shown(uid)} for {shown(address)}, who is not a "
+                               "user", ids)
+            found.add(named)
         if len(found) < 2:
-            raise ValueError(f"ambiguous address {address!r} names one user")
-        index[address] = found
+            raise _damaged(path, "ambiguous.user_ids", f"names one user for {shown(address)}", ids)
+        index[address] = tuple(sorted(found, key=by_id))
         expected += 1
-    if len(index) != expected or not all(key.__class__ is str for key in mail_keys):
-        raise ValueError("the address index holds an address twice")
+    if len(index) != expected:
+        raise _damaged(path, "address_index.addresses", f"the index holds {expected - len(index)} address(es) twice "
+                       "(across the users' mail keys, address_index and ambiguous)", None)
     return users, index
 
 
 def read_store(path: Path, *, verify: bool, progress: Progress | None = None) -> StoreParts:
     """Read a store written by :func:`save_store`.
 
+    The seal (a SHA-256 of every page) is checked on every read, before anything is built, and every cell is
+    type-checked. A store that another process renames a new store over while it is read is read again (the
+    snapshot returned is always the one file that was checked).
+
     Raises:
-        SnapshotError: for a damaged store, one of another schema version, or one not written by mtotrust.
+        SnapshotError: for a damaged or changed store, one of another schema version, or one not written by
+            mtotrust.
     """
-    _check_not_truncated(path)
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise SnapshotError(f"cannot open the SQLite store ({exc})", file=str(path), value=str(path)) from None
-    try:
-        if verify:
-            problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
-            if problems != ["ok"]:
-                raise SnapshotError(f"SQLite integrity check failed: {'; '.join(problems[:3])}; load the folder "
-                                    "again and save a new store", file=str(path), value=problems[0])
-        return _read(conn, path, progress)
-    except (sqlite3.DatabaseError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
-        if isinstance(exc, SnapshotError):
-            raise
-        raise SnapshotError(f"the SQLite store is damaged or not written by Snapshot.save ({exc}); load the "
-                            "folder again and save a new store", file=str(path), value=str(path)) from None
-    finally:
-        conn.close()
+    guarded = None if progress is None else _guarded(progress)
+    for _ in range(_ATTEMPTS):
+        parts = _read_file(path, verify, guarded)
+        if parts is not None:
+            return parts
+    raise SnapshotError(f"was replaced by another file {_ATTEMPTS} times while it was being loaded; load it again "
+                        "once the writer is done", file=str(path), value=str(path))
 
 
-def _check_not_truncated(path: Path) -> None:
-    """Refuse a store shorter than its header says (SQLite only notices when a query reads a missing page)."""
+def _read_file(path: Path, verify: bool, progress: Progress | None) -> StoreParts | None:
+    """Read the store once; ``None`` when ``path`` was replaced or changed while it was read (read it again)."""
     try:
-        with path.open("rb") as fh:
-            header = fh.read(100)
-            size = os.fstat(fh.fileno()).st_size
+        fh = path.open("rb")
     except OSError as exc:
         raise SnapshotError(f"cannot be read ({exc.strerror})", file=str(path), value=str(path)) from None
-    if len(header) < 100:
-        raise SnapshotError(f"the SQLite store is truncated ({size} bytes); load the folder again and save a "
-                            "new store", file=str(path), value=str(size))
+    with fh:
+        opened = os.fstat(fh.fileno())
+        header = fh.read(100)
+        _check_not_truncated(path, header, opened.st_size)
+        try:
+            # opened after fh: if path names fh's file before and after the read, SQLite read that file too
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error as exc:
+            raise SnapshotError(f"cannot open the SQLite store ({exc})", file=str(path), value=str(path)) from None
+        try:
+            try:
+                parts = _read(conn, fh, opened.st_size, header, path, verify, progress)
+            except _ProgressError as exc:
+                raise exc.error from None
+            except SnapshotError:
+                raise
+            except (sqlite3.Error, OSError, LookupError, ValueError, TypeError, AttributeError, ArithmeticError,
+                    RecursionError) as exc:
+                raise SnapshotError(f"the SQLite store is damaged or not written by Snapshot.save ({exc}); {_FIX}",
+                                    file=str(path), value=str(path)) from None
+        except SnapshotError:
+            if _unchanged(path, fh, opened):
+                raise
+            return None
+        finally:
+            conn.close()
+        return parts if _unchanged(path, fh, opened) else None
+
+
+def _unchanged(path: Path, fh: io.BufferedIOBase, opened: os.stat_result) -> bool:
+    """Whether ``path`` still names the file ``fh`` opened, unchanged since ``opened`` was taken."""
+    try:
+        named, held = path.stat(), os.fstat(fh.fileno())
+    except OSError:
+        return False
+    first = (opened.st_dev, opened.st_ino, opened.st_size, opened.st_mtime_ns)
+    return first == (named.st_dev, named.st_ino, named.st_size, named.st_mtime_ns) == (
+        held.st_dev, held.st_ino, held.st_size, held.st_mtime_ns)
+
+
+def _pages(header: bytes) -> int | None:
+    """Return the byte length of the pages a SQLite header counts, or ``None`` when its page count is not valid."""
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
-    if header[24:28] == header[92:96] and pages and size < pages * page_size:  # the header's page count is valid
-        raise SnapshotError(f"the SQLite store is truncated ({size} bytes, its header says {pages * page_size}); "
-                            "load the folder again and save a new store", file=str(path), value=str(size))
+    if header[24:28] != header[92:96] or not pages:
+        return None
+    return pages * page_size
+
+
+def _check_not_truncated(path: Path, header: bytes, size: int) -> None:
+    """Refuse a store shorter than its header says (SQLite only notices when a query reads a missing page)."""
+    if len(header) < 100:
+        raise SnapshotError(f"the SQLite store is truncated ({size} bytes); {_FIX}", file=str(path),
+                            value=str(size))
+    length = _pages(header)
+    if length is not None and size < length:
+        raise SnapshotError(f"the SQLite store is truncated ({size} bytes, its header says {length}); {_FIX}",
+                            file=str(path), value=str(size))
+
+
+def _check_seal(fh: io.BufferedIOBase, size: int, header: bytes, path: Path) -> None:
+    """Refuse a store whose bytes are not those :func:`seal` sealed: the trailer, its length and its SHA-256."""
+    fh.seek(max(size - _SEAL_LENGTH, 0))
+    trailer = fh.read(_SEAL_LENGTH)
+    if len(trailer) != _SEAL_LENGTH or trailer[32:] != SEAL_MARKER:
+        raise SnapshotError(f"the SQLite store has no seal (the SHA-256 trailer Snapshot.save writes after the last "
+                            f"page): it was cut, or rewritten by another program; {_FIX}", file=str(path),
+                            value=trailer[32:])
+    length = _pages(header)
+    if length != size - _SEAL_LENGTH:
+        raise SnapshotError(f"the SQLite store is {size} bytes, but its header counts {length} bytes of pages "
+                            f"before the {_SEAL_LENGTH}-byte seal; {_FIX}", file=str(path), value=str(size))
+    if _sha256(fh, length) != trailer[:32]:
+        raise SnapshotError(f"the SQLite store's bytes do not match the SHA-256 seal Snapshot.save wrote: it was "
+                            f"changed or damaged after it was saved; {_FIX}", file=str(path),
+                            value=trailer[:32].hex())
+
+
+def _sha256(fh: io.BufferedIOBase, length: int) -> bytes:
+    """Return the SHA-256 of the first ``length`` bytes of ``fh``."""
+    fh.seek(0)
+    sha = hashlib.sha256()
+    view = memoryview(bytearray(min(length, _HASH_BLOCK)))
+    left = length
+    while left:
+        got = fh.readinto(view[:min(left, len(view))])
+        if not got:
+            raise OSError(f"the file ended {left} bytes early")
+        sha.update(view[:got])
+        left -= got
+    return sha.digest()
+
+
+def seal(path: Path) -> None:
+    """Append the seal to a complete SQLite file (the SHA-256 of all its bytes, then ``SEAL_MARKER``) and fsync it.
+
+    :func:`save_store` seals the temporary file before it renames it over the store.
+    """
+    with path.open("rb+") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        header = fh.read(100)
+        if _pages(header) != size:
+            raise OSError(f"{path}: SQLite wrote {size} bytes but its header counts {_pages(header)}")
+        digest = _sha256(fh, size)
+        fh.seek(size)
+        fh.write(digest + SEAL_MARKER)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def save_store(path: str | os.PathLike[str], parts: StoreParts,
@@ -318,8 +582,7 @@ def save_store(path: str | os.PathLike[str], parts: StoreParts,
             _write(conn, parts, lookup)
         finally:
             conn.close()
-        with tmp.open("rb+") as fh:
-            os.fsync(fh.fileno())
+        seal(tmp)  # and fsync
         tmp.replace(target)
     except BaseException:
         tmp.unlink(missing_ok=True)

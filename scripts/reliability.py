@@ -7,14 +7,17 @@
 It runs the same corpus and harness as tests/test_reliability_*.py (tests/hostile.py): every hostile input
 through every public entry point (engine.resolve/mail/dlp/label_rights/teams, parse_identity,
 Snapshot.load/from_documents/with_delta, Policy.load/from_data, and the CLI in a subprocess), 8 reader threads
-against 100 delta-and-swap rounds, and 100 SIGKILLs of a process saving the store. Exit status 1 if anything
-crashed, failed open, mixed generations or lost the store.
+against 100 delta-and-swap rounds, 100 SIGKILLs of a process saving the store, and 20,000 single-bit flips of a
+saved store (plus 1,000 with its seal rebuilt). Exit status 1 if anything crashed, failed open, mixed generations,
+lost the store or loaded a flipped store as another directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as dt
+import hashlib
 import json
 import platform
 import random
@@ -29,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import hostile as h
 
 import mtotrust
-from mtotrust import TrustEngine
+from mtotrust import Snapshot, SnapshotError, TrustEngine
+from mtotrust._store import SEAL_MARKER
 
 
 def cli_corpus() -> h.Tally:
@@ -103,6 +107,43 @@ def soak(n: int) -> dict[str, object]:
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
+def store_bit_flips(flips: int, resealed: int) -> collections.Counter[tuple[str, str]]:
+    """Flip one random bit of the saved sample store, ``flips`` times, and load each with default options.
+
+    Each must be a ``SnapshotError`` ("refused") or load the very directory saved ("same"); "another" is a
+    failure. Then ``resealed`` flips with the seal rebuilt after the flip (only the reader's type and reference
+    checks left), where "another" is counted, not a failure: only a crash (another exception) is.
+    """
+    def state(snap: Snapshot) -> tuple[object, ...]:
+        return (snap.id, snap.taken_at, snap.tenant_id, snap.local_domains, dict(snap.tenants),
+                dict(snap.domain_tenants), dict(snap.partners), list(snap.users.items()),
+                {a: snap.lookup(a) for a in snap.addresses()}, dict(snap.metadata))
+
+    counts: collections.Counter[tuple[str, str]] = collections.Counter()
+    rng = random.Random(20261201)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.sqlite"
+        h.SAMPLE.save(path)
+        data = path.read_bytes()
+        pages = data[:-32 - len(SEAL_MARKER)]
+        expected = state(Snapshot.load(path))
+        for i in range(flips + resealed):
+            mode = "default" if i < flips else "resealed"
+            damaged = bytearray(data if mode == "default" else pages)
+            damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
+            if mode == "resealed":
+                damaged += hashlib.sha256(damaged).digest() + SEAL_MARKER
+            path.write_bytes(damaged)
+            try:
+                outcome = "same" if state(h.bounded(Snapshot.load, path)) == expected else "another"
+            except SnapshotError:
+                outcome = "refused"
+            except Exception as exc:  # noqa: BLE001 - counted and reported as a crash
+                outcome = f"crash {type(exc).__name__}"
+            counts[mode, outcome] += 1
+    return counts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--soak", type=int, default=0, metavar="N", help="also run N random decisions and report "
@@ -111,6 +152,8 @@ def main() -> int:
                         "(1000000 for the figure in docs/security.md)")
     parser.add_argument("--dlp-calls", type=int, default=200_000, metavar="N", help="DLP calls under concurrent "
                         "snapshot swaps (5000000 for the figure in docs/security.md)")
+    parser.add_argument("--flips", type=int, default=20_000, metavar="N", help="single-bit flips of a saved store, "
+                        "each loaded with default options (1,000 more with the seal rebuilt)")
     args = parser.parse_args()
     started = time.perf_counter()
     print(f"mtotrust {mtotrust.__version__} reliability run, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
@@ -147,8 +190,14 @@ def main() -> int:
           "10%: " + ", ".join(f"{m / 1024:.1f}" for m in forged.rss_marks_kib) + " MiB")
     mix = h.dlp_mix(args.dlp_calls)
     print(f"DLP under concurrent updates: {mix.calls} calls, {mix.swaps} swaps, mixed answers {mix.mixed}")
+    flips = store_bit_flips(args.flips, 1_000)
+    for mode, label in (("default", "default load"), ("resealed", "seal rebuilt after the flip")):
+        outcomes = {o: n for (m, o), n in sorted(flips.items()) if m == mode}
+        print(f"store bit flips, {label}: {sum(outcomes.values())} flips: "
+              + ", ".join(f"{o} {n}" for o, n in outcomes.items()))
+    flips_failed = bool(flips["default", "another"]) or any(o.startswith("crash") for _, o in flips)
     ok = not (total.crashes or total.fail_open or swaps.mixed or swaps.stale or swaps.errors or kills.failures
-              or forged.wrong or forged.answers > 2 or mix.mixed)
+              or forged.wrong or forged.answers > 2 or mix.mixed or flips_failed)
     if args.soak:
         result = soak(args.soak)
         print(f"soak {result['decisions']} decisions in {result['seconds']} s: RSS start "

@@ -2,8 +2,8 @@
 
 No timing here: speed is measured by ``python -m benchmarks.run``. These tests pin what the fast paths must
 not change: the address index (against a reference written plainly from the rules with ``normalize_address``),
-the overlay deltas (against a snapshot built from scratch), the SQLite store of schema version 2 (and reading
-version 1), ``changed_addresses`` and load progress.
+the overlay deltas (against a snapshot built from scratch), the SQLite store (and refusing another schema
+version), ``changed_addresses`` and load progress.
 """
 
 from __future__ import annotations
@@ -334,13 +334,19 @@ def test_store_of_another_schema_version_is_refused(tmp_path):
     "UPDATE address_index SET positions = 'text'",
 ])
 def test_tampered_index_is_a_snapshot_error(tmp_path, sql):
+    """A tampered index is refused by the seal, and by the reader's own index checks once resealed."""
     path = tmp_path / "s.sqlite"
     Snapshot.from_documents(**_docs([
         {"id": "a", "mail": "a@contoso.com", "userPrincipalName": "A@contoso.com"},
         {"id": "b", "userPrincipalName": "b_fabrikam.com#EXT#@contoso.onmicrosoft.com"},
     ])).save(path)
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute(sql)
+    with pytest.raises(SnapshotError, match=r"s\.sqlite.*seal"):
+        Snapshot.load(path)
+    data = path.read_bytes()  # seal it again: what is left are the index checks
+    path.write_bytes(data[:int.from_bytes(data[16:18], "big") * int.from_bytes(data[28:32], "big")])
+    store_module.seal(path)
     with pytest.raises(SnapshotError, match=r"s\.sqlite"):
         Snapshot.load(path)
 
