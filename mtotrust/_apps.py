@@ -6,6 +6,7 @@ decision record. They do no I/O and keep no state.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from mtotrust import mailauth
@@ -13,6 +14,7 @@ from mtotrust._address import normalize_domain
 from mtotrust._errors import IdentityError
 from mtotrust._model import DlpDecision, LabelDecision, MailAuth, MailDecision, Resolution, TeamsDecision, Trust
 from mtotrust._policy import Policy
+from mtotrust.mailauth import _FAILED, _Claims, _claims
 
 __all__ = ["AuthInput", "authenticate", "dlp", "label_rights", "mail", "mail_auth_from", "teams"]
 
@@ -20,30 +22,56 @@ AuthInput = MailAuth | str | Sequence[str] | None
 """What ``engine.mail(auth=...)`` accepts: a trusted ``MailAuth``, one raw header value, or values topmost first."""
 
 
-def mail_auth_from(auth: AuthInput, policy: Policy) -> tuple[MailAuth | None, tuple[str, ...]]:
-    """Turn the ``auth`` argument into the :class:`MailAuth` that counts, with the reasons for the choice.
+def _word(value: str) -> str | None:
+    """Read a result word as a raw header's: ASCII, case-insensitive; anything else is no result (``None``)."""
+    return str.lower(value) if str.isascii(value) else None
 
-    A ``MailAuth`` is trusted as given. From raw ``Authentication-Results`` values only the topmost one that
-    counts is used, so a forged header lower down cannot stand in for it; a counting header that cannot be
-    parsed is a failure, never a reason to read a lower, possibly forged one.
+
+def _given_claims(auth: MailAuth) -> _Claims | None:
+    """Read a :class:`MailAuth` as a raw header is read, or return ``None`` when a field has the wrong type.
+
+    Its validation makes a wrong type a ``TypeError`` when it is built; one built around it
+    (``object.__setattr__``) is caught here, so the mail path never raises on it.
+    """
+    dmarc, compauth, header_from, smtp_auth = auth.dmarc, auth.compauth, auth.header_from, auth.smtp_auth
+    if not ((dmarc is None or isinstance(dmarc, str)) and (compauth is None or isinstance(compauth, str))
+            and (header_from is None or isinstance(header_from, str)) and isinstance(smtp_auth, bool)):
+        return None
+    words = (None if dmarc is None else _word(dmarc), None if compauth is None else _word(compauth))
+    return _Claims("fail" in words, (header_from,) * words.count("pass"), smtp_auth)
+
+
+def mail_auth_from(auth: AuthInput, policy: Policy) -> tuple[_Claims | None, tuple[str, ...]]:
+    """Turn the ``auth`` argument into what its results claim for the sender, with the reasons for the choice.
+
+    A ``MailAuth`` is trusted as given, its words read as a raw header's (case-insensitive; an unknown word is
+    no result); one whose fields have the wrong type is a failure. From raw ``Authentication-Results`` values
+    only the topmost one that counts is used, so a forged header lower down cannot stand in for it; a counting
+    header that cannot be parsed is a failure, never a reason to read a lower, possibly forged one. Only the
+    first :data:`~mtotrust.mailauth.MAX_VALUES` values are read.
     """
     if auth is None:
         return None, ("auth_missing",)
     if isinstance(auth, MailAuth):
-        return auth, ("auth_given",)
-    if not isinstance(auth, str) and not (isinstance(auth, Sequence) and all(isinstance(v, str) for v in auth)):
+        given = _given_claims(auth)
+        return (_FAILED, ("auth_given_invalid",)) if given is None else (given, ("auth_given",))
+    if isinstance(auth, str):
+        values: str | list[str] = auth
+    elif isinstance(auth, Sequence):
+        values = list(itertools.islice(auth, mailauth.MAX_VALUES))
+        if not all(isinstance(v, str) for v in values):
+            return None, ("auth_invalid",)
+    else:
         return None, ("auth_invalid",)
     raw, parsed = mailauth.select_counting_header(
-        auth, trusted_authserv_ids=policy.trusted_authserv_ids,
+        values, trusted_authserv_ids=policy.trusted_authserv_ids,
         accept_exchange_online=policy.mail.accept_exchange_online_results)
     if raw is None:
-        return None, ("auth_header_untrusted",)
+        over = not isinstance(auth, str) and len(auth) > mailauth.MAX_VALUES
+        return None, ("auth_header_limit",) if over else ("auth_header_untrusted",)
     if parsed is None:
-        return MailAuth(dmarc="fail", header_from=""), ("auth_header_unparsable",)
-    given = mailauth.to_mail_auth(parsed)
-    if given.header_from is None:  # a header that names no From domain cannot align with the sender
-        given = MailAuth(dmarc=given.dmarc, compauth=given.compauth, header_from="", smtp_auth=given.smtp_auth)
-    return given, ("auth_header_trusted",)
+        return _FAILED, ("auth_header_unparsable",)
+    return _claims(parsed), ("auth_header_trusted",)
 
 
 def _aligned(header_from: str | None, sender_domain: str) -> bool:
@@ -55,23 +83,25 @@ def _aligned(header_from: str | None, sender_domain: str) -> bool:
         return False
 
 
-def authenticate(auth: MailAuth | None, sender_domain: str, *, local: bool) -> tuple[bool, bool, str]:
+def authenticate(claims: _Claims | None, sender_domain: str, *, local: bool) -> tuple[bool, bool, str]:
     """Judge mail authentication for a sender domain: ``(authenticated, explicit_failure, reason)``.
 
-    Authenticated means ``dmarc=pass`` or a qualified ``compauth=pass`` aligned with the sender's domain and no
-    ``fail`` beside it, or SMTP AUTH for a local-domain sender.
+    Authenticated means a ``dmarc=pass`` or a qualified ``compauth=pass`` that aligns on its own with the
+    sender's domain and no ``fail`` beside it, or SMTP AUTH for a local-domain sender. A pass computed for
+    another domain never counts for the sender.
     """
-    if auth is None:
+    if claims is None:
         return False, False, "unauthenticated"
-    if auth.dmarc == "fail" or auth.compauth == "fail":
+    if claims.failed:
         return False, True, "auth_fail"
-    if auth.smtp_auth and local:
+    if claims.smtp_auth and local:
         return True, False, "smtp_auth_pass"
-    if auth.dmarc != "pass" and auth.compauth != "pass":
+    if not claims.passes:
         return False, False, "auth_not_pass"
-    if not _aligned(auth.header_from, sender_domain):
-        return False, False, "auth_misaligned"
-    return True, False, "auth_pass"
+    for domain in claims.passes:
+        if _aligned(domain, sender_domain):
+            return True, False, "auth_pass"
+    return False, False, "auth_misaligned"
 
 
 def mail(resolution: Resolution, auth: AuthInput, policy: Policy, *, sender_domain: str | None,

@@ -118,13 +118,28 @@ class Identity:
     tenant_id: str | None = None
 
 
+def _mail_auth_type_error(auth: MailAuth) -> TypeError:
+    """Return the ``TypeError`` for the first field of ``auth`` with the wrong type, naming it."""
+    for name in ("dmarc", "compauth", "header_from"):
+        value = getattr(auth, name)
+        if value is not None and not isinstance(value, str):
+            return TypeError(f"MailAuth.{name} must be a str or None, not {type(value).__name__}")
+    return TypeError(f"MailAuth.smtp_auth must be a bool, not {type(auth.smtp_auth).__name__}")
+
+
 @attrs.frozen(slots=True)
 class MailAuth:
     """Mail authentication results established by the calling app, trusted as given.
 
-    ``dmarc`` and ``compauth`` are result words (``"pass"``, ``"fail"``, ``"none"`` ...), ``header_from`` the
-    RFC 5322 From domain they were computed for (it must still align with the sender), ``smtp_auth`` true for
-    mail submitted with SMTP AUTH.
+    They are read as a raw ``Authentication-Results`` header is. ``dmarc`` and ``compauth`` are result words
+    (``"pass"``, ``"fail"``, ``"none"`` ...), compared case-insensitively (``"FAIL"`` is a failure); a word
+    that is not ASCII or is unknown counts as no result. ``header_from`` is the RFC 5322 From domain they were
+    computed for (compared case-insensitively, and it must still align with the sender; ``None``: no alignment
+    check), ``smtp_auth`` true for mail submitted with SMTP AUTH.
+
+    Raises:
+        TypeError: when built with a field of the wrong type (``dmarc=1``, ``smtp_auth="yes"``), naming the
+            field. The mail path reads one built around this check as a failure and never raises.
 
     .. versionadded:: 0.1.0
     """
@@ -133,6 +148,13 @@ class MailAuth:
     compauth: str | None = None
     header_from: str | None = None
     smtp_auth: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        """Refuse a field of the wrong type (one check for all four: a MailAuth may be built per message)."""
+        dmarc, compauth, header_from = self.dmarc, self.compauth, self.header_from
+        if not ((dmarc is None or isinstance(dmarc, str)) and (compauth is None or isinstance(compauth, str))
+                and (header_from is None or isinstance(header_from, str)) and isinstance(self.smtp_auth, bool)):
+            raise _mail_auth_type_error(self)
 
 
 def _identity_dict(resolution: Resolution) -> dict[str, Any]:

@@ -5,24 +5,31 @@ The ``authres`` package raises on Exchange Online's form, which has no authserv-
 and drops EOP's bare ``action=`` pairs, so mtotrust carries this small hand-written tokenizer instead. It is
 linear in the length of the value (no backtracking regular expressions) and refuses values over 64 KiB.
 
+:func:`select_counting_header` decides which value counts from its authserv-id alone, read with one regular
+expression and no parse, and reads at most :data:`MAX_VALUES` values, so a message with many values costs little.
+
 :func:`from_address` reads the one mailbox of a ``From`` field with its own small parser (in
 ``mtotrust._fromaddr``, for the reasons given in its docstring).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import attrs
 
 from mtotrust._errors import AuthResultsError, FromAddressError, shown
-from mtotrust._fromaddr import AUTH_RESULTS_FIELD, MAX_FROM_LENGTH, from_address
+from mtotrust._fromaddr import MAX_FROM_LENGTH, from_address
 from mtotrust._model import MailAuth
 
 __all__ = [
     "MAX_FROM_LENGTH",
     "MAX_LENGTH",
+    "MAX_VALUES",
     "AuthResults",
     "AuthResultsError",
     "FromAddressError",
@@ -36,15 +43,33 @@ __all__ = [
 MAX_LENGTH = 64 * 1024
 """Longest header value, in characters, that :func:`parse_authentication_results` accepts."""
 
+MAX_VALUES = 64
+"""Most ``Authentication-Results`` values, topmost first, that :func:`select_counting_header` reads."""
+
+# A comment or quoted-string before or in the authserv-id is read within this many characters only (a boundary
+# writes no such thing): a value whose start is still unread there counts, so it is parsed and fails closed.
+_ID_WINDOW = 1024
+
 # Every pattern is a single character class repeated: it matches in linear time, whatever the input.
 _KEYWORD = re.compile(r"[A-Za-z0-9_-]+")  # RFC 5321 ldh-str, widened by "_" that real MTAs emit
-_TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")  # RFC 2045 token: printable ASCII minus tspecials
+_RFC2045_CLASS = r"!#$%&'*+\-.0-9A-Z^_`a-z{|}~"  # RFC 2045 token: printable ASCII minus tspecials
+_TOKEN = re.compile(f"[{_RFC2045_CLASS}]+")
 # An unquoted property value: RFC 8601 allows a token or an address, real headers also carry base64 ("/", "=")
 # and RFC 6532 UTF-8, so take everything up to whitespace, a comment, a quote or ";".
 _VALUE = re.compile(r'[^\x00-\x20\x7f;()"]+')
 _DIGITS = re.compile(r"[0-9]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _BAD_BREAK = re.compile(r"\r(?!\n)|\r?\n(?![ \t])")  # a line break that is not folding
+# The field name, when the caller kept it: ASCII case-insensitive, so it is what str.lower() equality finds.
+# Possessive: once read, it is never read again as the first token. The parser and every check below use it.
+_FIELD_PREFIX = r"(?:(?ai:authentication-results)[ \t]*:)?+"
+_FIELD = re.compile(_FIELD_PREFIX)
+_WS = r"[ \t\r\n]"
+# The start of a value, for deciding whether it counts without parsing it: the field name, white space, then
+# group 1, the first token (up to ";", "(" or white space), and group 2, the first "=", "/" or "(" after the
+# white space that follows it. Nothing in it can fail, so it never backtracks.
+_HEAD = re.compile(rf"{_FIELD_PREFIX}{_WS}*([^ \t\r\n;(]*){_WS}*([=/(]?)")
+_ID_TOKEN = re.compile(r"[^ \t\r\n;(]*")
 
 
 @attrs.frozen(slots=True)
@@ -102,11 +127,8 @@ class _Parser:
     def __init__(self, value: str) -> None:
         self.value = value
         self.text = value.rstrip("\r\n")  # the field's own CRLF, if the caller kept it
-        self.pos = 0
-        if self.text[: len(AUTH_RESULTS_FIELD)].lower() == AUTH_RESULTS_FIELD:
-            rest = self.text[len(AUTH_RESULTS_FIELD) :].lstrip(" \t")
-            if rest.startswith(":"):
-                self.pos = len(self.text) - len(rest) + 1
+        field = _FIELD.match(self.text)  # the same pattern as _HEAD's, so the two agree on where the value starts
+        self.pos = field.end() if field else 0  # it always matches, perhaps the empty string
 
     def fail(self, what: str, pos: int | None = None) -> AuthResultsError:
         where = self.pos if pos is None else pos
@@ -298,17 +320,126 @@ def parse_authentication_results(value: str) -> AuthResults:
     return _Parser(value).parse()
 
 
-def _counts(value: str, trusted: frozenset[str], accept_exchange_online: bool) -> bool:
+def _normal_id(authserv_id: str) -> str:
+    """Return an authserv-id as it is compared: lower-case, one trailing dot dropped."""
+    lowered = authserv_id.lower()
+    return lowered[:-1] if lowered.endswith(".") else lowered
+
+
+@attrs.frozen(slots=True)
+class _Trusted:
+    """A set of trusted authserv-ids as :func:`select_counting_header` compares them, with its quick check.
+
+    ``ids`` are lower-case without a trailing dot. ``quick`` is one compiled pattern that rules out, without a
+    parse, the values that cannot count: without Exchange Online results it matches only a value that may start
+    with a trusted authserv-id (or with a quoted-string or a comment, read more carefully); with them, only a
+    value that starts with an authserv-id that is not trusted, which is skipped. It may let through values that
+    do not count (the exact check after it decides), never the reverse.
+    """
+
+    ids: frozenset[str]
+    quick: re.Pattern[str]
+    skip_on_match: bool
+
+
+@functools.lru_cache(maxsize=32)
+def _trusted(ids: frozenset[str], accept_exchange_online: bool) -> _Trusted:
+    """Return the compared ids and the quick check for one set of trusted ids (a policy's set is reused)."""
+    normal = frozenset(n for n in map(_normal_id, ids) if n)
+    if not all(i.isascii() for i in normal):  # no quick check: the exact one decides every value
+        return _Trusted(normal, re.compile(r"(?!)" if accept_exchange_online else ""), accept_exchange_online)
+    # Case-insensitive matching lets through every value whose first token lower-cases to an ASCII id (and a
+    # few more, such as KELVIN SIGN for k): the quick check may only let too much through. The quantifiers are
+    # possessive, so nothing backtracks and the match is linear.
+    alternatives = "|".join(re.escape(i) for i in sorted(normal, key=len, reverse=True))
+    # A trusted id, read either way (see _counts): what follows cannot continue an RFC 2045 token.
+    trusted_id = rf"(?i:{alternatives})\.?(?![{_RFC2045_CLASS}])" if normal else r"(?!)"
+    if accept_exchange_online:  # skip a value whose first token is a plain authserv-id that is not trusted
+        pattern = rf"{_FIELD_PREFIX}{_WS}*+(?!\")(?!{trusted_id})[^ \t\r\n;(=/]++(?:\Z|;|{_WS}++(?![=/(]))"
+        return _Trusted(normal, re.compile(pattern), skip_on_match=True)
+    pattern = rf"{_FIELD_PREFIX}{_WS}*+(?:[\"(]|{trusted_id})"  # may count: look closer
+    return _Trusted(normal, re.compile(pattern), skip_on_match=False)
+
+
+def _first_ids(text: str, start: int, end: int) -> tuple[str, str]:
+    """Return the first token at ``start`` read both ways, as compared (lower-case, one trailing dot dropped).
+
+    The first reading goes up to ``;``, ``(`` or white space; the second as far as the text is an RFC 2045
+    token, which is what the parser reads as the authserv-id (so ``mx.contoso.com"`` and ``mx.contoso.com,``
+    read as ``mx.contoso.com``). Either reading makes a value count.
+    """
+    spaced = _ID_TOKEN.match(text, start, end)
+    strict = _TOKEN.match(text, start, end)
+    return _normal_id(spaced.group() if spaced else ""), _normal_id(strict.group() if strict else "")
+
+
+def _read_head(value: str) -> tuple[tuple[str, ...], bool] | None:
+    """Read the start of a value that the one-pattern check cannot judge: a comment, a quoted authserv-id.
+
+    Returns ``(ids, method_first)``: the authserv-id read both ways, as compared (empty when the start cannot
+    be read), and whether the value starts with a method (Exchange Online's form); or ``None`` when the start
+    runs past the first ``_ID_WINDOW`` characters unread.
+    """
+    window = value[:_ID_WINDOW]
+    parser = _Parser(window)
     try:
-        authserv_id = _Parser(value[:MAX_LENGTH]).authserv_id()  # bounded work, even for an oversized value
+        parser.skip_cfws()
+        if parser.peek() == '"':
+            return (_normal_id(parser.quoted()),), False
+        found = _ID_TOKEN.match(parser.text, parser.pos)
+        token = found.group() if found else ""
+        ids = _first_ids(parser.text, parser.pos, len(parser.text))
+        if "=" in token or "/" in token:
+            return (), True
+        parser.pos += len(token)
+        parser.skip_cfws()
     except AuthResultsError:
-        # Unreadable before the first result: it may be Exchange Online's own header, so it counts (and fails)
-        # when those are accepted. Otherwise it cannot carry a trusted id, and the boundary (RFC 8601 section
-        # 7.1) has removed forged ones carrying it from lower down, so skipping is safe.
-        return accept_exchange_online
-    if authserv_id is None:
-        return accept_exchange_online
-    return authserv_id.lower() in trusted
+        return None if len(value) > len(window) else ((), False)
+    if token and parser.peek() in ("=", "/"):
+        return (), True
+    return ids, False
+
+
+def _counted(value: str, trusted: frozenset[str], why: str) -> tuple[str, AuthResults | None]:
+    """Parse the value that counts, or return ``(value, None)``: a failure.
+
+    It fails when the value cannot be parsed, or when the parse disagrees with ``why`` it counts: ``"id"`` and
+    ``"?"`` (a start that could not be read) need a trusted authserv-id, ``"eo"`` none, ``"?eo"`` either.
+    """
+    try:
+        results = parse_authentication_results(value)
+    except AuthResultsError:
+        return value, None
+    found = results.authserv_id
+    agrees = why in ("eo", "?eo") if found is None else _normal_id(found) in trusted
+    return value, results if agrees else None
+
+
+def _counts(value: str, trusted: frozenset[str], accept_exchange_online: bool) -> str:
+    """Return why ``value`` counts, exactly: ``"id"``, ``"eo"``, ``"?"``/``"?eo"``, or ``""`` (it does not).
+
+    ``"id"``: its first token (read either way, see :func:`_first_ids`) is a trusted authserv-id. ``"eo"``:
+    Exchange Online's results are accepted and it has no authserv-id (a method first, or no readable start).
+    ``"?"``: its start runs past ``_ID_WINDOW`` unread, so it may carry a trusted id and counts (``"?eo"`` when
+    Exchange Online's results are accepted, so that its parse may also show none).
+    """
+    head = _HEAD.match(value, 0, MAX_LENGTH)  # bounded work, even for an oversized value
+    token = head[1].lower() if head else ""
+    if token in trusted or (token.endswith(".") and token[:-1] in trusted):
+        return "id"
+    start, after = (head.start(1), head[2]) if head else (0, "")
+    eo = accept_exchange_online
+    if token[:1] == '"' or (after == "(" and (eo or not token)):  # a quoted id, or a comment to read past
+        read = _read_head(value)
+        if read is None:
+            return "?eo" if eo else "?"
+        ids, method_first = read
+        if any(i in trusted for i in ids):
+            return "id"
+        return "eo" if eo and (method_first or not any(ids)) else ""
+    if _first_ids(value, start, MAX_LENGTH)[1] in trusted:  # the id as the parser reads it: mx.contoso.com"x"
+        return "id"
+    return "eo" if eo and (not token or after or "=" in token or "/" in token) else ""
 
 
 def select_counting_header(
@@ -316,9 +447,14 @@ def select_counting_header(
 ) -> tuple[str | None, AuthResults | None]:
     """Return the topmost header value that counts, and its parse.
 
-    A header counts when its authserv-id is in ``trusted_authserv_ids`` (case-insensitive) or, with
-    ``accept_exchange_online``, when it has no authserv-id. Headers that do not count are skipped even when
-    malformed; the one that counts is never passed over, so a forged header lower down cannot stand in for it.
+    A value counts by its authserv-id alone: the first token of the value (after the field name and white
+    space, up to ``;``, ``(`` or white space; a quoted-string unquoted; past leading comments), compared
+    case-insensitively with one trailing dot ignored on either side, is in ``trusted_authserv_ids``. With
+    ``accept_exchange_online``, the topmost value without an authserv-id (Exchange Online's form, which starts
+    with a method, or one whose start cannot be read) counts too. Values that do not count are skipped, even
+    when malformed, most at the cost of one regular-expression match (no parse). The one that counts is never
+    passed over, so a forged header lower down cannot stand in for it: if it cannot be parsed after its
+    authserv-id, the answer is ``(value, None)``, a failure. Only the first :data:`MAX_VALUES` values are read.
 
     .. versionadded:: 0.1.0
 
@@ -329,20 +465,23 @@ def select_counting_header(
 
     Returns:
         ``(value, results)`` for the counting header; ``(value, None)`` when it cannot be parsed, which the
-        caller must treat as a failure; ``(None, None)`` when no header counts.
+        caller must treat as a failure; ``(None, None)`` when none of the values read counts.
 
     Raises:
-        AuthResultsError: A value is not a ``str``.
+        AuthResultsError: A value read is not a ``str``.
 
     """
-    trusted = frozenset(i.lower() for i in trusted_authserv_ids)
-    for value in (values,) if isinstance(values, str) else values:
-        _require_str(value)
-        if _counts(value, trusted, accept_exchange_online):
-            try:
-                return value, parse_authentication_results(value)
-            except AuthResultsError:
-                return value, None
+    ids = trusted_authserv_ids if isinstance(trusted_authserv_ids, frozenset) else frozenset(trusted_authserv_ids)
+    trusted = _trusted(ids, bool(accept_exchange_online))
+    quick, skip_on_match = trusted.quick.match, trusted.skip_on_match
+    for value in (values,) if isinstance(values, str) else itertools.islice(values, MAX_VALUES):
+        if not isinstance(value, str):
+            _require_str(value)
+        if (quick(value, 0, MAX_LENGTH) is not None) is skip_on_match:  # one match: cannot count
+            continue
+        why = _counts(value, trusted.ids, accept_exchange_online)
+        if why:
+            return _counted(value, trusted.ids, why)
     return None, None
 
 
@@ -360,22 +499,110 @@ def _combine(words: list[str]) -> str | None:
     return "fail" if "fail" in words else words[0]
 
 
+def _dmarc_domain(dmarc: Sequence[MethodResult]) -> str:
+    """Return the one From domain a header's DMARC results name (as first written), or ``""`` for none or several."""
+    froms = [f for r in dmarc if (f := r.prop("header.from")) is not None]
+    return froms[0] if froms and all(f.lower() == froms[0].lower() for f in froms) else ""
+
+
+def _own_from(results: Sequence[MethodResult], dmarc: Sequence[MethodResult]) -> str | None:
+    """Return the From domain the first of ``results`` was computed for, ``None`` when there is no result.
+
+    That is its own ``header.from``; for compauth without one, the DMARC results' (``""`` when they name none or
+    several); for dmarc without one, ``""``.
+    """
+    if not results:
+        return None
+    own = results[0].prop("header.from")
+    if own is not None:
+        return own
+    return "" if results[0].method == "dmarc" else _dmarc_domain(dmarc)
+
+
+class _Claims(NamedTuple):
+    """What authentication results claim, for the mail decision: each pass with the domain it aligns with.
+
+    ``failed`` is an explicit ``fail`` (DMARC or composite authentication). ``passes`` holds, for each pass that
+    counts, the From domain it was computed for: ``""`` when it names none (it aligns with no sender), ``None``
+    only for an app's :class:`MailAuth` without ``header_from`` (no alignment check). ``smtp_auth`` is true for
+    mail submitted with SMTP AUTH. (A named tuple: built on every message, it costs a fraction of a record.)
+    """
+
+    failed: bool = False
+    passes: tuple[str | None, ...] = ()
+    smtp_auth: bool = False
+
+
+_FAILED = _Claims(failed=True)
+"""The claims of a source that cannot be read: an explicit failure."""
+
+
+def _claims(results: AuthResults) -> _Claims:
+    """Read parsed results for the mail decision, each pass aligned on its own (see :class:`_Claims`).
+
+    DMARC and composite authentication each count by their first result, or ``fail`` if any is (as in
+    :func:`to_mail_auth`). A pass counts for the domain in its own ``header.from``; a ``compauth`` pass without
+    one, for the ``header.from`` of the DMARC results in the same header. So a pass for another domain, or for
+    no domain, never counts for the sender.
+    """
+    dmarc: list[MethodResult] = []
+    compauth: list[MethodResult] = []
+    smtp_auth = failed = False
+    for result in results.results:  # one pass: this runs on every message
+        if result.method == "dmarc":
+            dmarc.append(result)
+            failed = failed or result.result == "fail"
+        elif result.method == "compauth":
+            compauth.append(result)
+            failed = failed or result.result == "fail"
+        elif result.method == "auth":
+            smtp_auth = smtp_auth or result.result == "pass"
+    if failed:
+        return _Claims(True, (), smtp_auth)
+    passes: list[str | None] = []
+    if dmarc and dmarc[0].result == "pass":
+        passes.append(_own_from(dmarc, dmarc))
+    if compauth and _compauth_word(compauth[0]) == "pass":
+        passes.append(_own_from(compauth, dmarc))
+    return _Claims(False, tuple(passes), smtp_auth)
+
+
 def to_mail_auth(results: AuthResults) -> MailAuth:
-    """Reduce parsed results to the :class:`~mtotrust._model.MailAuth` the mail app decides on.
+    """Reduce parsed results to one :class:`~mtotrust._model.MailAuth`, with no pass for another domain in it.
 
     ``dmarc`` is the first dmarc result (``"fail"`` if any is), as written: ``bestguesspass`` stays and does
     not count. ``compauth`` is ``"pass"`` only for ``pass`` with a reason of three digits starting with 1 or
     7, ``"softpass"`` or ``"fail"`` as written, and ``"none"`` otherwise (an unqualified pass included);
-    again ``"fail"`` if any is. ``header_from`` is the first dmarc ``header.from``, else the first compauth
-    one. ``smtp_auth`` is true when an ``auth`` result is ``pass``.
+    again ``"fail"`` if any is. ``smtp_auth`` is true when an ``auth`` result is ``pass``.
+
+    Each pass was computed for one From domain: the result's own ``header.from`` or, for ``compauth`` without
+    one, the DMARC results'. ``header_from`` is the domain of the first pass that names one (DMARC's first);
+    a pass for another domain, or for none, is then written ``"none"``, so the one ``header_from`` never
+    credits it. When no pass names a domain, ``header_from`` is ``""`` (it aligns with no sender); without a
+    pass it is the first dmarc ``header.from``, else the first compauth one. The engine itself decides from
+    the parsed results, each pass aligned on its own, and never needs this reduction.
 
     .. versionadded:: 0.1.0
     """
     dmarc, compauth = results.get("dmarc"), results.get("compauth")
-    froms = (r.prop("header.from") for r in dmarc + compauth)
+    dmarc_word = _combine([r.result for r in dmarc])
+    compauth_word = _combine([_compauth_word(r) for r in compauth])
+    dmarc_from, compauth_from = _own_from(dmarc, dmarc), _own_from(compauth, dmarc)
+    pass_froms = [f for word, f in ((dmarc_word, dmarc_from), (compauth_word, compauth_from)) if word == "pass"]
+    header_from: str | None
+    if pass_froms:
+        header_from = next((f for f in pass_froms if f), "")
+        if header_from:  # a pass whose own domain is not header_from must not be credited to it
+            if dmarc_word == "pass" and (dmarc_from or "").lower() != header_from.lower():
+                dmarc_word = "none"
+            if compauth_word == "pass" and (compauth_from or "").lower() != header_from.lower():
+                compauth_word = "none"
+    else:
+        froms = (r.prop("header.from") for r in dmarc + compauth)
+        header_from = next((f for f in froms if f is not None), None)
     return MailAuth(
-        dmarc=_combine([r.result for r in dmarc]),
-        compauth=_combine([_compauth_word(r) for r in compauth]),
-        header_from=next((f for f in froms if f is not None), None),
+        dmarc=dmarc_word,
+        compauth=compauth_word,
+        header_from=header_from,
         smtp_auth=any(r.result == "pass" for r in results.get("auth")),
     )

@@ -601,13 +601,46 @@ class TestToMailAuth:
         assert "none" == to_mail_auth(results).dmarc
 
     def test_header_from_falls_back_to_compauth(self) -> None:
-        """Without a dmarc header.from, compauth's header.from is used."""
+        """Without a pass, and without a dmarc header.from, compauth's header.from is used."""
+        results = auth(
+            MethodResult("dmarc", "none"),
+            MethodResult("compauth", "none", None, (("header.from", "a.example"),)),
+        )
+
+        assert "a.example" == to_mail_auth(results).header_from
+
+    def test_dmarc_pass_without_domain_is_not_credited_to_compauths(self) -> None:
+        """A dmarc pass that names no domain is not credited to the domain compauth names: it aligns with none."""
         results = auth(
             MethodResult("dmarc", "pass"),
             MethodResult("compauth", "pass", None, (("header.from", "a.example"),)),
         )
 
-        assert "a.example" == to_mail_auth(results).header_from
+        assert MailAuth(dmarc="pass", compauth="none", header_from="") == to_mail_auth(results)
+
+    def test_pass_named_by_another_result_is_written_none(self) -> None:
+        """A dmarc pass without a domain beside a compauth pass for a.example: the dmarc pass is written none."""
+        results = auth(
+            MethodResult("dmarc", "pass"),
+            MethodResult("compauth", "pass", "100", (("reason", "100"), ("header.from", "a.example"))),
+        )
+
+        assert MailAuth(dmarc="none", compauth="pass", header_from="a.example") == to_mail_auth(results)
+
+    def test_compauth_takes_the_dmarc_domain(self) -> None:
+        """A qualified compauth pass without header.from was computed for the DMARC result's domain."""
+        results = parse("mx.contoso.com; dmarc=none header.from=b.example; compauth=pass reason=100")
+
+        assert MailAuth(dmarc="none", compauth="pass", header_from="b.example") == to_mail_auth(results)
+
+    def test_compauth_between_two_dmarc_domains_names_none(self) -> None:
+        """When the DMARC results name two domains, a compauth pass without its own names none."""
+        results = parse(
+            "mx.contoso.com; compauth=pass reason=100; dmarc=none header.from=a.example; "
+            "dmarc=none header.from=b.example"
+        )
+
+        assert MailAuth(dmarc="none", compauth="pass", header_from="") == to_mail_auth(results)
 
     def test_smtp_auth(self) -> None:
         """auth=pass (RFC 8601 B.4) sets smtp_auth."""
