@@ -23,7 +23,7 @@ import datetime as dt
 import os
 import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import icu
@@ -138,11 +138,11 @@ def render(mappings: list[tuple[str, str]], date: dt.date) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None, doc: str, default_output: Path, what: str) -> argparse.Namespace:
+    """Parse the options every refresh script takes: ``--output``, ``--date`` and ``--check``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument(
-        "--output", type=Path, default=DEFAULT_OUTPUT, help="file to write (default: %(default)s)"
+        "--output", type=Path, default=default_output, help="file to write (default: %(default)s)"
     )
     parser.add_argument(
         "--date", help="generation date to record, YYYY-MM-DD (default: SOURCE_DATE_EPOCH or today)"
@@ -150,29 +150,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="exit 1 if the mappings in --output differ from ICU's; write nothing",
+        help=f"exit 1 if the {what} in --output differ from ICU's; write nothing",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    mappings = list(iter_mappings())
+
+def _body(text: str) -> list[str]:
+    """Return the data lines of a rendered file (everything but comments and blank lines)."""
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def check_or_write(args: argparse.Namespace, render_at: Callable[[dt.date], str], count: int, what: str,
+                   refresh_command: str) -> int:
+    """With ``--check``, return 1 when ``--output`` differs from ``render_at``'s data; else write it and return 0."""
     if args.check:
         current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        body = [line for line in current.splitlines() if line and not line.startswith("#")]
-        wanted = render(mappings, dt.date(1970, 1, 1)).splitlines()
-        wanted_body = [line for line in wanted if line and not line.startswith("#")]
-        if body != wanted_body:
-            print(f"{args.output}: out of date with ICU {icu.ICU_VERSION}; run: {REFRESH_COMMAND}")
+        if _body(current) != _body(render_at(dt.date(1970, 1, 1))):
+            print(f"{args.output}: out of date with ICU {icu.ICU_VERSION}; run: {refresh_command}")
             return 1
-        print(f"{args.output}: up to date ({len(mappings)} mappings, ICU {icu.ICU_VERSION})")
+        print(f"{args.output}: up to date ({count} {what}, ICU {icu.ICU_VERSION})")
         return 0
-
-    text = render(mappings, generation_date(args.date))
+    text = render_at(generation_date(args.date))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with args.output.open("w", encoding="utf-8", newline="\n") as fh:
         fh.write(text)
-    versions = f"ICU {icu.ICU_VERSION}, Unicode {icu.UNICODE_VERSION}"
-    print(f"wrote {len(mappings)} mappings to {args.output} ({versions})")
+    print(f"wrote {count} {what} to {args.output} (ICU {icu.ICU_VERSION}, Unicode {icu.UNICODE_VERSION})")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    args = parse_args(argv, __doc__ or "", DEFAULT_OUTPUT, "mappings")
+    mappings = list(iter_mappings())
+    return check_or_write(args, lambda date: render(mappings, date), len(mappings), "mappings", REFRESH_COMMAND)
 
 
 if __name__ == "__main__":

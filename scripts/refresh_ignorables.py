@@ -28,16 +28,14 @@ get byte-identical output.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import sys
-from pathlib import Path
 
 import icu
 
 # Run as ``python scripts/refresh_ignorables.py``: the scripts directory is sys.path[0], so the sibling
 # script's licence text and date rule are shared rather than copied.
-from refresh_confusables import REPO_ROOT, UNICODE_LICENSE_V3, generation_date
+from refresh_confusables import REPO_ROOT, UNICODE_LICENSE_V3, check_or_write, parse_args
 
 DEFAULT_OUTPUT = REPO_ROOT / "mtotrust" / "data" / "ignorables.txt"
 REFRESH_COMMAND = "pip install pyicu-wheels && python scripts/refresh_ignorables.py"
@@ -93,43 +91,11 @@ def render(ranges: list[tuple[int, int]], date: dt.date) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _body(text: str) -> list[str]:
-    """Return the data lines of a rendered file (everything but comments and blank lines)."""
-    return [line for line in text.splitlines() if line and not line.startswith("#")]
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--output", type=Path, default=DEFAULT_OUTPUT, help="file to write (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--date", help="generation date to record, YYYY-MM-DD (default: SOURCE_DATE_EPOCH or today)"
-    )
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="exit 1 if the ranges in --output differ from ICU's; write nothing",
-    )
-    args = parser.parse_args(argv)
-
+    args = parse_args(argv, __doc__ or "", DEFAULT_OUTPUT, "ranges")
     ranges = iter_ranges()
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if _body(current) != _body(render(ranges, dt.date(1970, 1, 1))):
-            print(f"{args.output}: out of date with ICU {icu.ICU_VERSION}; run: {REFRESH_COMMAND}")
-            return 1
-        print(f"{args.output}: up to date ({len(ranges)} ranges, ICU {icu.ICU_VERSION})")
-        return 0
-
-    text = render(ranges, generation_date(args.date))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    with args.output.open("w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
-    versions = f"ICU {icu.ICU_VERSION}, Unicode {icu.UNICODE_VERSION}"
-    print(f"wrote {len(ranges)} ranges to {args.output} ({versions})")
-    return 0
+    return check_or_write(args, lambda date: render(ranges, date), len(ranges), "ranges", REFRESH_COMMAND)
 
 
 if __name__ == "__main__":
