@@ -165,6 +165,7 @@ def main() -> int:
                  ("identities x engine entry points (uncached)", lambda: h.run_identity_corpus(
                      TrustEngine(h.SAMPLE, h.POLICY, cache_size=0))),
                  ("Authentication-Results", h.run_auth_corpus),
+                 ("fail-open classes (ignorables, #EXT# blocks, foreign #EXT#)", h.class_variants),
                  ("loaders (documents, deltas, folders, policies)", lambda: h.check_loaders(Path(tmp))),
                  ("CLI (subprocess)", cli_corpus)]
         for name, run in parts:

@@ -1237,3 +1237,43 @@ def dlp_mix(calls: int, readers: int = 2) -> MixReport:
         stop.set()
         swapper.join()
     return report
+
+
+def class_variants(limit: int | None = None) -> Tally:
+    """Generated variants of the identity classes of the fail-open review; each must stay at its cap.
+
+    - every Default_Ignorable_Code_Point inserted into a real MTO member's address (local part and domain);
+    - forged spellings of an #EXT# name under a policy that blocks the name as admin portals show it;
+    - a native object named ``alias_home#EXT#@host`` at foreign hosts (no evidence of being external).
+    """
+    from mtotrust._address import is_default_ignorable
+
+    t = Tally()
+    engine = TrustEngine(SAMPLE, POLICY)
+    points = [chr(c) for c in range(0x10FFFF + 1) if not 0xD800 <= c <= 0xDFFF and is_default_ignorable(chr(c))]
+    for ch in points[:limit]:
+        for identity in (f"came{ch}ron@fabrikam.com", f"cameron@fabri{ch}kam.com", f"cameron@fabrikam.com{ch}"):
+            t.tried += 1
+            found = engine.resolve(identity)
+            if found.trust is not Trust.UNTRUSTED or engine.dlp([identity]).inside_organization:
+                t.fail_open.append(("resolve", f"U+{ord(ch):04X} in {identity!a}", str(found.trust)))
+    blocking = TrustEngine(SAMPLE, Policy.from_data({"overrides": {"block": [
+        f"cameron_fabrikam.com#EXT#@{EXT_HOST}"]}}))
+    for name in (*forged_ext_names(limit or 20_000), f"cameron_fabrikam.com#EXT#@{EXT_HOST}".upper(),
+                 "cameron@fabrikam.com", "Cameron@FABRIKAM.com"):
+        t.tried += 1
+        found = blocking.resolve(name)
+        if found.trust is not Trust.UNTRUSTED:
+            t.fail_open.append(("block", name[:80], str(found.trust)))
+    for host in ("fabrikam.com", "contoso.com.evil", "fabrikam.onmicrosoft.com", "onmicrosoft.com",
+                 "contoso.onmicrosoft.com.example"):
+        upn = f"cam_fabrikam.com#EXT#@{host}"
+        docs = sample_documents()
+        docs["users"][0]["value"].append({"id": f"forged-{host}", "userPrincipalName": upn,
+                                          "mail": "cam@fabrikam.com", "userType": "Member",
+                                          "accountEnabled": True, "identities": []})
+        found = TrustEngine(Snapshot.from_documents(**docs), POLICY).resolve("cam@fabrikam.com")
+        t.tried += 1
+        if found.trust > Trust.EXTERNAL:
+            t.fail_open.append(("external", upn, str(found.trust)))
+    return t

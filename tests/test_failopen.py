@@ -171,3 +171,13 @@ class TestAnswersStayBounded:
         for name in h.forged_ext_names(50):
             found = engine.resolve(name)
             assert (expected.trust, expected.address, expected.user) == (found.trust, found.address, found.user)
+
+
+class TestGeneratedVariants:
+    """The generated variants scripts/reliability.py runs in full: none fails open."""
+
+    def test_variants_of_each_class_stay_at_their_cap(self):
+        """Default-ignorable insertions, forged #EXT# names under a block, foreign #EXT# hosts: all capped."""
+        report = h.class_variants(limit=300)
+        report.assert_clean()
+        assert report.tried > 1000
