@@ -11,6 +11,10 @@ anything, so a store changed or damaged after it was saved is refused on a defau
 uses is also type-checked (TEXT where text, INTEGER 0/1 where a flag, NULL only where the writer writes it):
 nothing is coerced. Any failure is a :class:`~mtotrust.SnapshotError` naming the file and, for a cell, its
 ``table.column``.
+
+Why this module is near 600 lines: it is one concept, the store's layout, and the writer, the reader and the
+reader's checks all encode that one layout (tables, packing, seal); split apart, a change to the layout would
+have to be made in step in several modules.
 """
 
 from __future__ import annotations
