@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtotrust import MailDecision, Policy, Snapshot, Trust, TrustEngine
+from mtotrust._fromaddr import MAX_HEADER_BYTES
 from mtotrust.mailauth import MAX_FROM_LENGTH
 
 SNAPSHOT = Snapshot.sample()
@@ -291,9 +292,11 @@ class TestNeverRaises:
         assert (True, True) == (decision.tag_external, time.perf_counter() - start < 10.0)
 
     def test_many_auth_headers(self) -> None:
-        """10,000 Authentication-Results fields are read within the time guard; the topmost counts."""
+        """1,500 Authentication-Results fields (a header section under the cap) are read within the time guard; the
+        topmost counts."""
         eng = engine()
-        raw = message(*[f"Authentication-Results: {PASS}"] * 10_000, f"From: {MTO_SENDER}")
+        raw = message(*[f"Authentication-Results: {PASS}"] * 1_500, f"From: {MTO_SENDER}")
+        assert len(raw) < MAX_HEADER_BYTES
         start = time.perf_counter()
         decision = eng.mail_message(raw)
 
@@ -372,3 +375,20 @@ class TestLimits:
 
         assert_fails_closed(eng.mail_message(mto_message(PASS, sender=f"{name} <{MTO_SENDER}>")), "from_missing",
                             eng)
+
+    def test_header_section_under_the_cap_is_read(self) -> None:
+        """A message whose header section is just under MAX_HEADER_BYTES is decided like engine.mail."""
+        filler = ["X-Filler: " + "x" * 990] * ((MAX_HEADER_BYTES - 2_000) // 1_002)
+        raw = message(f"From: Cameron <{MTO_SENDER}>", f"Authentication-Results: {PASS}", *filler)
+        eng = engine()
+
+        assert len(raw) < MAX_HEADER_BYTES
+        assert eng.mail(MTO_SENDER, [PASS]) == eng.mail_message(raw)
+
+    def test_header_section_over_the_cap_is_refused_whole(self) -> None:
+        """A header section over MAX_HEADER_BYTES (100,000 one-character results) is from_missing, never cut."""
+        raw = message(f"From: Cameron <{MTO_SENDER}>", f"Authentication-Results: {PASS}",
+                      *["Authentication-Results: x"] * 100_000)
+        eng = engine()
+
+        assert_fails_closed(eng.mail_message(raw), "from_missing", eng)
