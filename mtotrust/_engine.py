@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -34,7 +34,7 @@ from mtotrust import _apps as apps
 from mtotrust import mailauth
 from mtotrust._address import MAX_ADDRESS_LENGTH, split_plain_ascii
 from mtotrust._decisionlog import DecisionLog, outcome
-from mtotrust._errors import FromAddressError, IdentityError
+from mtotrust._errors import FromAddressError, IdentityError, described
 from mtotrust._explain import explain
 from mtotrust._fromaddr import message_fields
 from mtotrust._model import (
@@ -194,9 +194,10 @@ def _cacheable(identity: object) -> bool:
     """Whether an identity may be a cache key: a str or an Identity of bounded size (else it is not kept)."""
     if isinstance(identity, str):
         return identity.__class__ is str and len(identity) <= MAX_ADDRESS_LENGTH + 16
-    return (identity.__class__ is Identity and isinstance(identity, Identity) and isinstance(identity.address, str)
+    # exact str fields only: a str subclass may hash or compare in hostile ways, and a key must never raise
+    return (identity.__class__ is Identity and isinstance(identity, Identity) and identity.address.__class__ is str
             and len(identity.address) <= MAX_ADDRESS_LENGTH + 16
-            and (identity.tenant_id is None or (isinstance(identity.tenant_id, str) and len(identity.tenant_id) < 64)))
+            and (identity.tenant_id is None or (identity.tenant_id.__class__ is str and len(identity.tenant_id) < 64)))
 
 
 class TrustEngine:
@@ -294,7 +295,7 @@ class TrustEngine:
                         self._misses += 1
                     else:
                         self._hits += 1
-            except TypeError:  # an Identity holding something unhashable: invalid, and never a key
+            except Exception:  # noqa: BLE001 - unhashable, or a hostile __hash__/__eq__: invalid, never a key
                 found = None
             if found is not None:
                 return found if state.stale_after is None else _stale(state, found)
@@ -346,7 +347,7 @@ class TrustEngine:
         for identity in identities:
             try:
                 found = seen.get(identity)
-            except TypeError:  # unhashable: resolve it (it is invalid) without remembering it
+            except Exception:  # noqa: BLE001 - unhashable or hostile: resolve it (it is invalid), never remember it
                 found = None
             if found is None:
                 found = self._resolve_in(state, identity)
@@ -367,7 +368,7 @@ class TrustEngine:
         """Return a cached Teams or label decision, or make, cache and return it; record it either way."""
         # Not cached while snapshot.max_age is set: the decision would not see the snapshot turn stale.
         cacheable = (state.cache is not None and state.stale_after is None and _cacheable(identity)
-                     and isinstance(name, str))
+                     and name.__class__ is str)
         decision: _D | None = state.cache.view.get(key) if cacheable else None  # type: ignore[union-attr]
         if decision is None:
             decision = decide()
@@ -443,8 +444,10 @@ class TrustEngine:
         """
         state = self._state
         try:
-            items: Iterable[IdentityLike] = (
-                (recipients,) if isinstance(recipients, (str, Identity)) else recipients)
+            if isinstance(recipients, (str, Identity)):
+                items: Iterable[IdentityLike] = (recipients,)
+            else:
+                items = _recipients(recipients)
             decision = apps.dlp(tuple(self._resolve_many_in(state, items)), state.policy,
                                 snapshot_id=state.snapshot_id)
         except Exception as exc:  # noqa: BLE001 - DLP must never let content out because of an error
@@ -480,6 +483,20 @@ class TrustEngine:
         return explain(decision)
 
 
+def _recipients(recipients: object) -> tuple[IdentityLike, ...]:
+    """Return the recipients of a DLP call as a tuple; refuse what would read as "no recipients" by mistake.
+
+    Bytes and mappings are not lists of identities, and an iterator that yields nothing may be one used up
+    already: neither may answer "nothing is shared, inside" (the caller fails closed instead).
+    """
+    if isinstance(recipients, (bytes, bytearray, memoryview, Mapping)) or not isinstance(recipients, Iterable):
+        raise TypeError(f"recipients must be a str, an Identity or a list of them, not {type(recipients).__name__}")
+    items = tuple(recipients)
+    if not items and not isinstance(recipients, Collection):
+        raise TypeError(f"the recipients iterator ({type(recipients).__name__}) yielded nothing; pass a list")
+    return items
+
+
 def _stale(state: _State, resolution: Resolution) -> Resolution:
     """Apply the policy's staleness cap (checked per call: the snapshot ages while the state lives)."""
     if state.stale_after is None or time.time() <= state.stale_after:
@@ -490,7 +507,7 @@ def _stale(state: _State, resolution: Resolution) -> Resolution:
 def _failed_mail(sender: object, state: _State, exc: Exception) -> MailDecision:
     _log.error("mtotrust: %s while deciding mail tagging; failing closed", type(exc).__name__)
     text = sender.address if isinstance(sender, Identity) else sender
-    return _untrusted_mail(state, text if isinstance(text, str) else repr(text), "internal_error")
+    return _untrusted_mail(state, text if isinstance(text, str) else described(text), "internal_error")
 
 
 def _untrusted_mail(state: _State, identity: str, reason: str) -> MailDecision:

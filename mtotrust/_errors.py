@@ -7,10 +7,25 @@ mtotrust can still catch it, and every one carries the offending value as an att
 from __future__ import annotations
 
 __all__ = [
-    "AuthResultsError", "FromAddressError", "IdentityError", "MtoTrustError", "PolicyError", "SnapshotError", "shown",
+    "AuthResultsError", "FromAddressError", "IdentityError", "MtoTrustError", "PolicyError", "SnapshotError",
+    "described", "shown",
 ]
 
 _ECHO = 80  # longest echo of an offending value in a message
+
+
+def described(value: object) -> str:
+    """Return a short text for any value, as an invalid identity's record names it; never raise.
+
+    That is :func:`shown`, or ``<type>`` when even ``repr`` fails (a hostile ``__repr__`` must not break a
+    fail-closed answer).
+    """
+    if isinstance(value, str):
+        return value
+    try:
+        return shown(value)
+    except Exception:  # noqa: BLE001 - see above
+        return f"<{type(value).__name__}>"
 
 
 def shown(value: object) -> str:

@@ -11,7 +11,7 @@ import json
 import os
 import time
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -176,6 +176,17 @@ class Policy(BaseModel):
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         self._fingerprint = hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Policy:
+        """Return a copy; with ``update``, a policy validated anew (its block list and fingerprint recomputed).
+
+        pydantic's own copy would keep the derived block list, authserv-ids and fingerprint of the original.
+        """
+        if not update:
+            return super().model_copy(deep=deep)
+        data = self.model_dump()
+        data.update({k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in update.items()})
+        return type(self).from_data(data)
+
     # -- construction --------------------------------------------------------------------------------------
 
     @classmethod
@@ -243,10 +254,10 @@ class Policy(BaseModel):
         Raises:
             PolicyError: when ``label`` is not a str, or the policy defines no label named ``label``.
         """
-        levels = self.labels.get(label) if isinstance(label, str) else None
+        levels = self.labels.get(label) if label.__class__ is str else None
         if levels is None:
             known = ", ".join(repr(n) for n in sorted(self.labels)) or "none"
-            if not isinstance(label, str):
+            if label.__class__ is not str:
                 raise PolicyError(f"label must be a label's name (a str), not {shown(label)}; the policy defines "
                                   f"{known}", key="labels", value=label)
             raise PolicyError(f"unknown label {shown(label)}; the policy defines {known}", key=f"labels.{label}",
@@ -260,8 +271,8 @@ class Policy(BaseModel):
         Raises:
             PolicyError: for an action that is not one of :data:`TEAMS_ACTIONS` (a str).
         """
-        if not isinstance(action, str) or action not in TEAMS_ACTIONS:
-            what = "unknown Teams action" if isinstance(action, str) else "a Teams action is its name (a str), not"
+        if action.__class__ is not str or action not in TEAMS_ACTIONS:
+            what = "unknown Teams action" if action.__class__ is str else "a Teams action is its name (a str), not"
             raise PolicyError(f"{what} {shown(action)}; allowed: {', '.join(TEAMS_ACTIONS)}", key="teams",
                               value=action)
         return Trust(getattr(self.teams, action))

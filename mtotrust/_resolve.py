@@ -11,7 +11,7 @@ from collections.abc import Callable
 import attrs
 
 from mtotrust._address import normalize_address, split_ext_upn
-from mtotrust._errors import IdentityError
+from mtotrust._errors import IdentityError, described
 from mtotrust._explain import CAPS
 from mtotrust._model import DirectoryUser, Identity, IdentityLike, Resolution, Trust
 from mtotrust._policy import Policy
@@ -47,7 +47,7 @@ def home_tenant(snapshot: Snapshot, domain: str) -> str | None:
 
 
 def _invalid(identity: object, tenant_id: object, snapshot_id: str) -> Resolution:
-    text = identity if isinstance(identity, str) else repr(identity)
+    text = identity if isinstance(identity, str) else described(identity)
     return Resolution(identity=text, trust=_UNTRUSTED, reasons=("invalid_identity",),
                       tenant_id=tenant_id if isinstance(tenant_id, str) else None, snapshot_id=snapshot_id)
 

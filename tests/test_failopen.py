@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from strategies import build, native, synced
 
 from mtotrust import (
+    Identity,
     LabelDecision,
     MailDecision,
     Policy,
@@ -181,3 +182,82 @@ class TestGeneratedVariants:
         report = h.class_variants(limit=300)
         report.assert_clean()
         assert report.tried > 1000
+
+
+class _BadRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("repr")
+
+
+class _HostileStr(str):
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        raise ValueError("hash")
+
+    def __eq__(self, other: object) -> bool:
+        raise ValueError("eq")
+
+
+class TestReviewFindings:
+    """What a review of this change found, each pinned: no path raises trust or breaks "never raises"."""
+
+    def test_model_copy_with_an_update_recomputes_the_block_list(self):
+        """Policy.model_copy(update=...) is validated anew: its block list and fingerprint follow the update."""
+        from mtotrust._policy import OverridesPolicy
+
+        base = Policy.default()
+        blocked = base.model_copy(update={"overrides": OverridesPolicy(block=["fabrikam.com"])})
+        assert (("domain", "fabrikam.com"),) == blocked.block_entries
+        assert base.fingerprint != blocked.fingerprint
+        assert Trust.UNTRUSTED == TrustEngine(SAMPLE, blocked).resolve("cameron@fabrikam.com").trust
+
+    @pytest.mark.parametrize("identity", [_BadRepr(), Identity(_BadRepr())])  # type: ignore[arg-type]
+    def test_objects_whose_repr_raises_never_raise_and_gain_nothing(self, identity):
+        """An identity whose repr raises is answered, untrusted, by every method."""
+        engine = TrustEngine(SAMPLE, Policy.from_data({"labels": {"L": {"mto_member": "Viewer"}}}))
+        assert Trust.UNTRUSTED == engine.resolve(identity).trust
+        assert engine.mail(identity).tag_external
+        assert not engine.dlp([identity]).inside_organization
+        assert not engine.teams(identity, "chat").allowed
+        assert frozenset() == engine.label_rights(identity, "L").rights
+        assert [Trust.UNTRUSTED] == [r.trust for r in engine.resolve_many([identity])]
+
+    @pytest.mark.parametrize("wrap", [_HostileStr, lambda text: Identity(_HostileStr(text))])
+    def test_str_subclass_whose_hash_raises_is_answered_like_its_text(self, wrap):
+        """A str subclass whose hash and equality raise is never a cache key and is answered like the plain text."""
+        engine = TrustEngine(SAMPLE, Policy.from_data({"labels": {"L": {"mto_member": "Viewer"}}}))
+        identity = wrap("cameron@fabrikam.com")
+        expected = engine.resolve("cameron@fabrikam.com").trust
+        assert [expected] * 3 == [engine.resolve(identity).trust, engine.resolve(identity).trust,
+                                  engine.resolve_many([identity])[0].trust]
+        plain = "cameron@fabrikam.com"
+        assert (engine.mail(plain).tag_external, engine.dlp([plain]).inside_organization,
+                engine.teams(plain, "chat").allowed) == (
+            engine.mail(identity).tag_external, engine.dlp([identity]).inside_organization,
+            engine.teams(identity, "chat").allowed)
+
+    def test_hostile_action_or_label_is_a_policy_error(self):
+        """A str subclass whose equality raises, as a Teams action or label, is a PolicyError, not its exception."""
+        from mtotrust import PolicyError
+
+        engine = TrustEngine(SAMPLE, Policy.from_data({"labels": {"L": {"mto_member": "Viewer"}}}))
+        with pytest.raises(PolicyError):
+            engine.teams("cameron@fabrikam.com", _HostileStr("chat"))
+        with pytest.raises(PolicyError):
+            engine.label_rights("cameron@fabrikam.com", _HostileStr("L"))
+
+    @pytest.mark.parametrize("recipients", [b"", bytearray(), {}, {"megan@contoso.com": 1}, 42])
+    def test_dlp_of_something_that_is_no_list_fails_closed(self, recipients):
+        """Bytes, a mapping or a number are not recipients: NotInOrganization with internal_error, no raise."""
+        decision = TrustEngine(SAMPLE).dlp(recipients)
+        assert (False, ("internal_error",)) == (decision.inside_organization, decision.reasons)
+
+    def test_dlp_of_a_used_up_iterator_fails_closed(self):
+        """An iterator that yields nothing (maybe consumed already) is not 'no recipients, inside'."""
+        engine = TrustEngine(SAMPLE)
+        recipients = iter(["megan@contoso.com"])
+        assert engine.dlp(recipients).inside_organization
+        assert (False, ("internal_error",)) == (engine.dlp(recipients).inside_organization,
+                                                engine.dlp(recipients).reasons)
+        assert engine.dlp([]).inside_organization  # an empty list still means nothing is shared
