@@ -9,10 +9,13 @@ Two layers make a call cheap:
 
 * **answers**: the resolution of every address that matches a directory object depends only on the snapshot
   (and the policy's block list), so it is computed once per state, on first use, and kept for the state's
-  life. The set is finite (the snapshot's indexed addresses), so it needs no eviction. A repeated ASCII
-  identity costs a trim, a lower-case and one dict lookup.
-* **cache**: everything else that is worth keeping (misses, identities with a tenant id, Teams and label
-  decisions) goes into a bounded ``cachetools.FIFOCache``. Its reads are plain dict reads that never reorder
+  life, keyed by its canonical form only (the indexed address, or an ``#EXT#`` name as the directory holds it).
+  The set is finite, so it needs no eviction. An identity written in that form costs one dict lookup; any other
+  spelling one lookup more in the cache once it has been seen.
+* **cache**: everything else that is worth keeping (misses, other spellings, identities with a tenant id, Teams
+  and label decisions) goes into a bounded ``cachetools.FIFOCache``, keyed by the identity as given (only exact
+  ``str`` and :class:`Identity` values of bounded size are keys). ``stats()`` counts the hits and misses of
+  resolutions; Teams and label decisions served from it are not counted there. Its reads are plain dict reads that never reorder
   anything, so they need no lock under the GIL; writes and evictions take the state's lock. FIFO rather than
   LRU because LRU must reorder on every read, which is a write that needs the lock.
 """
