@@ -15,9 +15,9 @@ Two layers make a call cheap:
 * **cache**: everything else that is worth keeping (misses, other spellings, identities with a tenant id, Teams
   and label decisions) goes into a bounded ``cachetools.FIFOCache``, keyed by the identity as given (only exact
   ``str`` and :class:`Identity` values of bounded size are keys). ``stats()`` counts the hits and misses of
-  resolutions; Teams and label decisions served from it are not counted there. Its reads are plain dict reads that never reorder
-  anything, so they need no lock under the GIL; writes and evictions take the state's lock. FIFO rather than
-  LRU because LRU must reorder on every read, which is a write that needs the lock.
+  resolutions; Teams and label decisions served from it are not counted there. Its reads are plain dict reads
+  that never reorder anything, so they need no lock under the GIL; writes and evictions take the state's lock.
+  FIFO rather than LRU because LRU must reorder on every read, which is a write that needs the lock.
 """
 
 from __future__ import annotations
