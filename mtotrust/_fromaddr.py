@@ -336,13 +336,49 @@ def _field_text(value: object, *, is_from: bool) -> str:
         return value  # an Authentication-Results value that does not parse, or names no usable domain
 
 
+_HIDING_DEFECTS = (email.errors.MisplacedEnvelopeHeaderDefect, email.errors.MissingHeaderBodySeparatorDefect)
+"""The parser's defects for a header line it did not read as a field, so that the fields after it may be hidden."""
+
+_FROM_LINE = re.compile(r"From[ \t]*:", re.IGNORECASE)
+"""A ``From`` field in the obsolete form with white space before the colon (RFC 5322 section 4.5)."""
+
+
+def _hidden_field(message: email.message.Message, *, parsed_here: bool) -> str | None:
+    """Say why some header line of ``message`` was not read as a field, or return ``None``.
+
+    The standard library's parser drops ``From : x`` (white space before the colon) in the middle of the header
+    section (``MisplacedEnvelopeHeaderDefect``), takes it as the Unix envelope line when it is first, and ends
+    the header section at it when it is last, or at a line without a colon (``MissingHeaderBodySeparatorDefect``),
+    so that every field after it goes to the body. A section parsed here from bytes holds no body, so any text
+    the parser left in it came from the header section.
+    """
+    defects = [d for d in message.defects if isinstance(d, _HIDING_DEFECTS)]
+    if defects:
+        return f"a header line that is not a field ({type(defects[0]).__name__})"
+    unixfrom = message.get_unixfrom()
+    if isinstance(unixfrom, str) and _FROM_LINE.match(unixfrom):
+        return "a From field read as the envelope line"
+    rest = message.preamble if message.is_multipart() else message.get_payload()
+    if isinstance(rest, str) and (rest.strip() if parsed_here else _FROM_LINE.match(rest)):
+        return "a header line that ends the header section"
+    return None
+
+
 def message_fields(message: email.message.Message | bytes) -> tuple[list[str], list[str]]:
     """Return a message's ``From`` and ``Authentication-Results`` values, each in message order (topmost first).
 
-    ``bytes`` are parsed as far as the end of the header section only.
+    ``bytes`` are parsed as far as the end of the header section only. Field names are compared
+    case-insensitively with surrounding white space stripped (``From :`` is a From field).
+
+    A header section the standard library's parser does not read whole fails closed, with ``from_ambiguous``:
+    a line it drops (``From : x``, the obsolete form with white space before the colon,
+    ``MisplacedEnvelopeHeaderDefect``) or one that ends the section early (a line without a colon,
+    ``MissingHeaderBodySeparatorDefect``; ``From : x`` as the last field; for bytes, any text left after the
+    fields) may hide another From field, which could name another mailbox, and Authentication-Results below it.
 
     Raises:
-        FromAddressError: A From value that cannot be read as text.
+        FromAddressError: A From value that cannot be read as text; or, with ``from_ambiguous``, a header line
+            that is not read as a field (see above).
         TypeError: ``message`` is neither an ``email.message.Message`` nor ``bytes``.
 
     """
@@ -352,13 +388,19 @@ def message_fields(message: email.message.Message | bytes) -> tuple[list[str], l
             raise _from_error(_MISSING, f"a header section of {len(block)} bytes (more than {MAX_HEADER_BYTES})",
                               block[:80])
         message = _HEADER_PARSER.parsebytes(block)
-    elif not isinstance(message, email.message.Message):
+        parsed_here = True
+    elif isinstance(message, email.message.Message):
+        parsed_here = False
+    else:
         raise TypeError(f"message must be an email.message.Message or bytes, not {type(message).__name__}")
+    if (hidden := _hidden_field(message, parsed_here=parsed_here)) is not None:
+        raise FromAddressError(f"{hidden}: a From field may be hidden", reason=_AMBIGUOUS,
+                               value=message.get_all("from", []))
     froms: list[str] = []
     auths: list[str] = []
     unreadable: FromAddressError | None = None
     for name, value in message.raw_items():
-        key = name.lower()
+        key = name.strip().lower()  # "From " (white space before the colon, if a caller kept it) is a From
         if key == "from":
             try:
                 froms.append(_field_text(value, is_from=True))

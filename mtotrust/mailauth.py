@@ -383,25 +383,34 @@ def _read_head(value: str) -> tuple[tuple[str, ...], bool] | None:
 
     Returns ``(ids, method_first)``: the authserv-id read both ways, as compared (empty when the start cannot
     be read), and whether the value starts with a method (Exchange Online's form); or ``None`` when the start
-    runs past the first ``_ID_WINDOW`` characters unread.
+    runs past the first ``_ID_WINDOW`` characters unread: a comment, a quoted-string or the white space before
+    the first token, the first token itself or the white space after it reaches the end of the window while
+    the value goes on. A cut-off piece is never judged (``mx.cont`` of ``mx.contoso.com``, ``dmarc`` of
+    ``dmarc=fail``), so such a value counts and its parse decides.
     """
     window = value[:_ID_WINDOW]
     parser = _Parser(window)
+    cut = len(value) > len(window)  # the value goes on past the window
+    end = len(parser.text)
     try:
         parser.skip_cfws()
         if parser.peek() == '"':
             return (_normal_id(parser.quoted()),), False
         found = _ID_TOKEN.match(parser.text, parser.pos)
         token = found.group() if found else ""
-        ids = _first_ids(parser.text, parser.pos, len(parser.text))
+        if cut and parser.pos + len(token) >= end:  # the token, or what comes before it, reaches the cut
+            return None
+        ids = _first_ids(parser.text, parser.pos, end)
         if "=" in token or "/" in token:
-            return (), True
+            return ids, True  # the ids too: the parser may read a trusted id before the "=" (mx.contoso.com"=)
         parser.pos += len(token)
         parser.skip_cfws()
     except AuthResultsError:
-        return None if len(value) > len(window) else ((), False)
+        return None if cut else ((), False)
+    if cut and parser.pos >= end:  # the white space after the token reaches the cut: a "=" may follow
+        return None
     if token and parser.peek() in ("=", "/"):
-        return (), True
+        return ids, True
     return ids, False
 
 
@@ -425,10 +434,14 @@ def _counts(value: str, trusted: frozenset[str], accept_exchange_online: bool) -
 
     ``"id"``: its first token (read either way, see :func:`_first_ids`) is a trusted authserv-id. ``"eo"``:
     Exchange Online's results are accepted and it has no authserv-id (a method first, or no readable start).
-    ``"?"``: its start runs past ``_ID_WINDOW`` unread, so it may carry a trusted id and counts (``"?eo"`` when
-    Exchange Online's results are accepted, so that its parse may also show none).
+    ``"?"``: its start runs past ``_ID_WINDOW`` unread, or it is longer than :data:`MAX_LENGTH` and its start
+    (the white space, the first token and the white space after it) reaches that limit, so it may carry a
+    trusted id and counts (``"?eo"`` when Exchange Online's results are accepted, so that its parse may also
+    show none). Such a value cannot be parsed, or its parse decides: it is never judged on a cut-off piece.
     """
     head = _HEAD.match(value, 0, MAX_LENGTH)  # bounded work, even for an oversized value
+    if len(value) > MAX_LENGTH and (head is None or head.end() >= MAX_LENGTH):  # its start is cut off
+        return "?eo" if accept_exchange_online else "?"
     token = head[1].lower() if head else ""
     if token in trusted or (token.endswith(".") and token[:-1] in trusted):
         return "id"
@@ -482,7 +495,9 @@ def select_counting_header(
     for value in (values,) if isinstance(values, str) else itertools.islice(values, MAX_VALUES):
         if not isinstance(value, str):
             _require_str(value)
-        if (quick(value, 0, MAX_LENGTH) is not None) is skip_on_match:  # one match: cannot count
+        # One match: cannot count. Not for a value over MAX_LENGTH, which the quick check reads only up to the
+        # limit (its \Z matches there): the exact check reads whether its start reaches the limit.
+        if len(value) <= MAX_LENGTH and (quick(value, 0, MAX_LENGTH) is not None) is skip_on_match:
             continue
         why = _counts(value, trusted.ids, accept_exchange_online)
         if why:

@@ -136,6 +136,55 @@ class TestCountsByAuthservIdAlone:
         fails (its fail, or it cannot be parsed), and the pass below it is never read."""
         assert SPOOFED == outcome(ENGINE.mail(MTO, [top, PASS]))
 
+    def test_id_cut_at_the_window_counts(self) -> None:
+        """A trusted id that a leading comment pushes across _ID_WINDOW is not read as its cut-off piece
+        (mx.cont): the header counts, its fail decides, and the forged pass below is never read."""
+        top = "(" + "x" * 1008 + f") {MX}; dmarc=fail header.from=fabrikam.com"
+        selected, results = select_counting_header([top, PASS], trusted_authserv_ids=TRUSTED,
+                                                   accept_exchange_online=False)
+
+        assert (top, MX, SPOOFED) == (selected, results and results.authserv_id, outcome(ENGINE.mail(MTO, [top, PASS])))
+
+    def test_white_space_to_the_window_counts(self) -> None:
+        """A comment and white space that reach the end of _ID_WINDOW leave the start unread: the value counts."""
+        top = "(c)" + " " * 2000 + f"{MX}; dmarc=fail header.from=fabrikam.com"
+
+        assert (top, SPOOFED) == (select_counting_header([top, PASS], trusted_authserv_ids=TRUSTED,
+                                                         accept_exchange_online=False)[0],
+                                  outcome(ENGINE.mail(MTO, [top, PASS])))
+
+    def test_method_cut_at_the_window_counts_under_exchange_online(self) -> None:
+        """Accepting Exchange Online's results, a method cut at _ID_WINDOW (dmarc of dmarc=fail) is not taken
+        for an untrusted authserv-id: the header counts, its fail decides over the forged pass below."""
+        top = "(" + "x" * 1016 + ") dmarc=fail header.from=fabrikam.com"
+        selected, results = select_counting_header([top, EOP_PASS], trusted_authserv_ids=TRUSTED,
+                                                   accept_exchange_online=True)
+
+        assert (top, None, SPOOFED) == (selected, results and results.authserv_id,
+                                        outcome(EO_ENGINE.mail(MTO, [top, EOP_PASS])))
+
+    @pytest.mark.parametrize(("top", "eo"), [
+        pytest.param("d" * ma.MAX_LENGTH + "=fail", True, id="eo-token-past-the-limit"),
+        pytest.param("d" * (ma.MAX_LENGTH + 10), True, id="eo-token-to-the-end"),
+        pytest.param(" " * ma.MAX_LENGTH + f"{MX}; dmarc=fail", False, id="white-space-past-the-limit"),
+        pytest.param(MX[:7] + "d" * ma.MAX_LENGTH, False, id="token-past-the-limit"),
+    ])
+    def test_token_past_max_length_counts_unparsable(self, top: str, eo: bool) -> None:
+        """A value over MAX_LENGTH whose first token (or the white space before it) reaches the limit counts
+        and cannot be parsed: auth_header_unparsable, spoof_suspected, never the forged pass below it."""
+        below, engine = (EOP_PASS, EO_ENGINE) if eo else (PASS, ENGINE)
+        decision = engine.mail(MTO, [top, below])
+
+        assert ((top, None), SPOOFED, True, True) == (
+            select_counting_header([top, below], trusted_authserv_ids=TRUSTED, accept_exchange_online=eo),
+            outcome(decision), "auth_header_unparsable" in decision.reasons, "spoof_suspected" in decision.reasons)
+
+    def test_oversized_value_with_a_short_untrusted_id_is_skipped(self) -> None:
+        """An oversized value whose untrusted first token ends well within the limit still does not count."""
+        top = "mx.internal.example; " + "x" * ma.MAX_LENGTH
+
+        assert PASSED == outcome(ENGINE.mail(MTO, [top, PASS]))
+
     @given(st.sampled_from(["", "Authentication-Results:", " ", "\r\n\t"]),
            st.sampled_from([MX, MX.upper(), MX.title(), MX + ".", "Mx.Contoso.COM."]),
            st.one_of(st.just(""), st.tuples(st.sampled_from([";", "(", " ", "\t", "\r\n "]),
@@ -402,7 +451,9 @@ class TestManyValues:
         st.text(st.sampled_from('mxMX.contoso;()" \t\r\n=/Aa:+1é\\,k\u212a\u017f'), max_size=40),
         st.sampled_from([PASS, EOP_PASS, f"{MX}.", f"{MX} (", f'"{MX}"; dmarc=pass', "(c) mx.contoso.com; none",
                          "Authentication-Results: mx.contoso.com; none", "authentication-results:dkim=pass",
-                         f"{MX.upper()}\u212a; none", "m\u212ax.contoso.com; none"]),
+                         f"{MX.upper()}\u212a; none", "m\u212ax.contoso.com; none",
+                         "(" + "x" * 1008 + f") {MX}; none", "(" + "x" * 1016 + ") dmarc=fail",
+                         "d" * ma.MAX_LENGTH + "=fail", " " * ma.MAX_LENGTH + MX]),
     ), max_size=5), st.booleans(), st.sampled_from([TRUSTED, frozenset({"MX.CONTOSO.COM.", "a"}), frozenset(),
                                                     frozenset({"mx:1", "a+b", "k"}), frozenset({"m\u017f"})]))
     def test_quick_check_never_skips_a_counting_value(self, values: list[str], eo: bool,

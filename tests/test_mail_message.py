@@ -266,6 +266,54 @@ class TestFromAmbiguous:
         assert_fails_closed(eng.mail_message(raw), "from_ambiguous", eng)
 
 
+# Header lines the standard library's parser does not read as fields: each hid the From (and the
+# Authentication-Results) after it, so the first From alone decided.
+HIDDEN = [
+    pytest.param(message(f"From: {MTO_SENDER}", "From : evil@x", f"Authentication-Results: {PASS}",
+                         "Subject: s"), id="space-before-colon"),
+    pytest.param(message(f"From: {MTO_SENDER}", f"Authentication-Results: {PASS}", "From : evil@x"),
+                 id="space-before-colon-last"),
+    pytest.param(f"From : evil@x\r\nFrom: {MTO_SENDER}\r\nAuthentication-Results: {PASS}\r\n\r\n".encode(),
+                 id="space-before-colon-first"),
+    pytest.param(message(f"From: {MTO_SENDER}", f"Authentication-Results: {PASS}", "no colon here",
+                         "From: evil@x"), id="colon-less-line-then-from"),
+    pytest.param(message(f"From: {MTO_SENDER}", "Authentication-Results : evil", "From: evil@x"),
+                 id="space-before-colon-other-field"),
+]
+
+
+class TestHiddenFields:
+    """A header line that is not read as a field may hide a From naming another mailbox: from_ambiguous."""
+
+    @pytest.mark.parametrize("raw", HIDDEN)
+    def test_hidden_from_is_ambiguous(self, raw: bytes) -> None:
+        """As bytes or parsed by the caller (compat32 or policy.default): untrusted and tagged, even with a pass."""
+        eng = engine()
+
+        for decision in [eng.mail_message(m) for m in as_messages(raw)]:
+            assert_fails_closed(decision, "from_ambiguous", eng)
+
+    def test_field_name_with_trailing_space_is_a_from(self) -> None:
+        """A Message built with a "From " field holds two From fields, not one."""
+        eng = engine()
+        built = email.message.Message()
+        built["From"] = MTO_SENDER
+        built["From "] = "evil@x"
+        built["Authentication-Results"] = PASS
+
+        assert_fails_closed(eng.mail_message(built), "from_ambiguous", eng)
+
+    def test_normal_message_unaffected(self) -> None:
+        """A message whose every header line is a field (a From-like body line included) is decided as before."""
+        eng = engine()
+        raw = mto_message(PASS, sender=MTO_SENDER) + b"From : someone@example.org\r\nno colon\r\n"
+
+        assert [eng.mail(MTO_SENDER, [PASS])] * 2 == [eng.mail_message(raw), eng.mail_message(mto_message(
+            PASS, sender=MTO_SENDER))]
+        assert [eng.mail(MTO_SENDER, [PASS])] * 4 == [eng.mail_message(m) for m in as_messages(
+            mto_message(PASS, sender=MTO_SENDER))]
+
+
 HOSTILE = [
     pytest.param(message("From: " + "a" * 1_000_000 + "@x.com"), id="1-MB-From"),
     pytest.param(message("From: " + "," * 10_000 + MTO_SENDER), id="10000-commas"),
