@@ -366,16 +366,19 @@ class TrustEngine:
         if self._log is not None:
             self._log.record(decision)
 
-    def _decided(self, state: _State, key: tuple[str, object, object], identity: object, name: object,
-                 decide: Callable[[], _D]) -> _D:
-        """Return a cached Teams or label decision, or make, cache and return it; record it either way."""
+    def _decided(self, state: _State, decide: Callable[[Resolution, str, Policy], _D], identity: IdentityLike,
+                 name: str) -> _D:
+        """Return a cached Teams or label decision, or make, cache and return it; record it either way.
+
+        ``decide`` is :func:`apps.teams` or :func:`apps.label_rights`; it names the decision in the cache key.
+        """
         # Not cached while snapshot.max_age is set: the decision would not see the snapshot turn stale.
-        cacheable = (state.cache is not None and state.stale_after is None and _cacheable(identity)
-                     and name.__class__ is str)
-        decision: _D | None = state.cache.view.get(key) if cacheable else None  # type: ignore[union-attr]
+        key = ((decide, identity, name) if state.cache is not None and state.stale_after is None
+               and _cacheable(identity) and name.__class__ is str else None)
+        decision: _D | None = state.cache.view.get(key) if key is not None else None  # type: ignore[union-attr]
         if decision is None:
-            decision = decide()
-            if cacheable:
+            decision = decide(self._resolve_in(state, identity), name, state.policy)
+            if key is not None:
                 state.put(key, decision)
         self._record(decision)
         return decision
@@ -466,9 +469,7 @@ class TrustEngine:
         Raises:
             PolicyError: for a label the policy does not define.
         """
-        state = self._state
-        return self._decided(state, ("labels", identity, label), identity, label,
-                             lambda: apps.label_rights(self._resolve_in(state, identity), label, state.policy))
+        return self._decided(self._state, apps.label_rights, identity, label)
 
     def teams(self, identity: IdentityLike, action: str) -> TeamsDecision:
         """Decide whether a Teams collaboration ``action`` is allowed with ``identity``.
@@ -476,9 +477,7 @@ class TrustEngine:
         Raises:
             PolicyError: for an unknown action.
         """
-        state = self._state
-        return self._decided(state, ("teams", identity, action), identity, action,
-                             lambda: apps.teams(self._resolve_in(state, identity), action, state.policy))
+        return self._decided(self._state, apps.teams, identity, action)
 
     @staticmethod
     def explain(decision: Decision) -> str:
