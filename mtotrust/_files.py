@@ -8,11 +8,11 @@ with a ``SnapshotError`` and a policy with a ``PolicyError``.
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 __all__ = ["MAX_PAGE_BYTES", "MAX_POLICY_BYTES", "MAX_STORE_BYTES", "open_regular", "read_regular"]
 
@@ -31,7 +31,7 @@ def _size(n: int) -> str:
     return f"{n / (1 << 30):g} GiB" if n >= 1 << 30 else f"{n / (1 << 20):g} MiB"
 
 
-def open_regular(path: Path, limit: int, error: Callable[[str], Exception]) -> BinaryIO:
+def open_regular(path: Path, limit: int, error: Callable[[str], Exception]) -> io.BufferedReader:
     """Open ``path`` for reading in binary, refusing what is not a regular file of at most ``limit`` bytes.
 
     ``error(message)`` builds the exception raised for a file that cannot be opened, is not a regular file, or

@@ -21,6 +21,7 @@ from mtotrust import _graph as graph
 from mtotrust._address import normalize_domain
 from mtotrust._directory import Directory, Index, build_index
 from mtotrust._errors import IdentityError, SnapshotError, shown
+from mtotrust._files import MAX_PAGE_BYTES, read_regular
 from mtotrust._model import DirectoryUser, Tenant
 from mtotrust._overlay import MISSING
 
@@ -99,10 +100,7 @@ def _domain(name: str, file: str, path: str) -> str:
 
 
 def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise SnapshotError(f"cannot be read ({exc.strerror})", file=str(path), value=str(path)) from None
+    return read_regular(path, MAX_PAGE_BYTES, lambda problem: SnapshotError(problem, file=str(path), value=str(path)))
 
 
 def _read_json(path: Path) -> Document:
@@ -141,7 +139,7 @@ def read_folder(folder: Path, progress: Progress | None) -> FolderParts:
     """
     def required(name: str) -> Document:
         path = folder / name
-        if not path.is_file():
+        if not path.exists():
             raise SnapshotError(f"required file is missing from snapshot folder {str(folder)!r}; a snapshot "
                                 "folder holds organization.json, mto.json, domains.json and users/ (see "
                                 "docs/snapshot.md)", file=str(path), value=name)
@@ -155,7 +153,7 @@ def read_folder(folder: Path, progress: Progress | None) -> FolderParts:
     user_files = page_files(users_dir)
     delta_files = page_files(folder / "delta") if (folder / "delta").is_dir() else []
     stamp = folder / "snapshot.json"
-    if stamp.is_file():
+    if stamp.exists():
         taken_at = read_taken_at(stamp)
     else:
         files = [folder / n for n in ("organization.json", "mto.json", "domains.json", "partners.json")]
@@ -164,7 +162,7 @@ def read_folder(folder: Path, progress: Progress | None) -> FolderParts:
         check_not_future(taken_at, str(folder))
     return parse_parts(
         required("organization.json"), required("mto.json"), required("domains.json"),
-        _read_json(partners_path) if partners_path.is_file() else None,
+        _read_json(partners_path) if partners_path.exists() else None,
         [Page(str(p)) for p in user_files], [Page(str(p)) for p in delta_files], taken_at, progress,
     )
 

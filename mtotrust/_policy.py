@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from mtotrust._address import normalize_address, normalize_domain, split_ext_upn
 from mtotrust._errors import IdentityError, PolicyError, shown
+from mtotrust._files import MAX_POLICY_BYTES, read_regular
 from mtotrust._model import Resolution, Trust
 
 __all__ = ["PERMISSION_LEVELS", "TEAMS_ACTIONS", "USAGE_RIGHTS", "Policy", "expand_grant"]
@@ -222,10 +223,8 @@ class Policy(BaseModel):
             PolicyError: for a missing or unreadable file, bad syntax, or a bad key or value.
         """
         p = Path(path)
-        try:
-            raw = p.read_bytes()
-        except OSError as exc:
-            raise PolicyError(f"cannot read policy file {str(p)!r} ({exc.strerror})", value=str(p)) from None
+        raw = read_regular(p, MAX_POLICY_BYTES, lambda problem: PolicyError(f"policy file {str(p)!r} {problem}",
+                                                                            value=str(p)))
         try:
             text = raw.decode("utf-8")
             data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)

@@ -38,6 +38,7 @@ from mtotrust._directory import (
     users_digest,
 )
 from mtotrust._errors import IdentityError, SnapshotError
+from mtotrust._files import MAX_STORE_BYTES, open_regular
 from mtotrust._ingest import (
     Page,
     Progress,
@@ -320,8 +321,9 @@ class Snapshot:
         if p.is_dir():
             with _gc_paused:
                 return cls._from_folder(p, progress)
-        if p.is_file():
-            with p.open("rb") as fh:
+        if p.exists():
+            with open_regular(p, MAX_STORE_BYTES, lambda problem: SnapshotError(problem, file=str(p), value=str(p))
+                              ) as fh:
                 head = fh.read(len(SQLITE_MAGIC))
             if head == SQLITE_MAGIC:
                 with _gc_paused:
@@ -496,10 +498,10 @@ def _delta_source(path: Path) -> tuple[list[Page], dt.datetime | None]:
     if path.is_dir():
         pages = delta_pages(path)
         stamp = path / "snapshot.json"
-        if stamp.is_file():
+        if stamp.exists():
             return pages, read_taken_at(stamp)
         files = [Path(p.file) for p in pages]
-    elif path.is_file() and path.suffix == ".json":
+    elif path.suffix == ".json" and path.exists():
         pages, files = [Page(str(path))], [path]
     else:
         raise SnapshotError("is neither a folder of delta pages nor a .json delta page file", file=str(path),

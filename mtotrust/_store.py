@@ -38,6 +38,7 @@ import attrs
 
 from mtotrust._directory import Directory, Index, Normalizer, by_id, content_id
 from mtotrust._errors import SnapshotError, shown
+from mtotrust._files import MAX_STORE_BYTES, open_regular
 from mtotrust._ingest import Progress
 from mtotrust._model import DirectoryUser, Tenant
 from mtotrust._version import __version__
@@ -454,10 +455,7 @@ def read_store(path: Path, *, verify: bool, progress: Progress | None = None) ->
 
 def _read_file(path: Path, verify: bool, progress: Progress | None) -> StoreParts | None:
     """Read the store once; ``None`` when ``path`` was replaced or changed while it was read (read it again)."""
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise SnapshotError(f"cannot be read ({exc.strerror})", file=str(path), value=str(path)) from None
+    fh = open_regular(path, MAX_STORE_BYTES, lambda problem: SnapshotError(problem, file=str(path), value=str(path)))
     with fh:
         opened = os.fstat(fh.fileno())
         header = fh.read(100)
