@@ -435,13 +435,15 @@ class TestManyValues:
 
     @pytest.mark.parametrize("eo", [False, True])
     def test_skipped_values_are_not_parsed(self, eo: bool) -> None:
-        """Values that do not count are skipped without building a parser; only the counting one is parsed."""
+        """Values that do not count are skipped without a parse; only the counting one is parsed."""
         values = ["a", "mail.internal.contoso.com; dkim=pass header.d=fabrikam.com", "x" * 60_000,
                   "mx.contoso.comx; dmarc=pass", " mx.internal.example 1; spf=pass", PASS]
-        with mock.patch.object(ma, "_Parser", wraps=ma._Parser) as parser:
+        with mock.patch.object(ma, "parse_authentication_results", wraps=ma.parse_authentication_results) as parse, \
+                mock.patch.object(ma, "_Parser", wraps=ma._Parser) as parser:
             selected, _ = select_counting_header(values, trusted_authserv_ids=TRUSTED, accept_exchange_online=eo)
 
-        assert (PASS, 1) == (selected, parser.call_count)
+        # one parse, of the counting value, by the fast path: no value's start was read by the parser either
+        assert (PASS, 1, 0) == (selected, parse.call_count, parser.call_count)
 
     def test_fewer_than_the_cap_untrusted_says_untrusted(self) -> None:
         """Without a counting value among fewer than 64, the reason stays auth_header_untrusted."""
