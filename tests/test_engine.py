@@ -155,7 +155,8 @@ class TestDecisionLog:
         """Log lines carry an HMAC of the identity, never the address, and the same salt gives the same hash."""
         first, second = io.StringIO(), io.StringIO()
         for stream in (first, second):
-            TrustEngine(SNAP, decision_log=DecisionLog(stream, salt="s3cret")).mail("cameron@fabrikam.com")
+            with DecisionLog(stream, salt="s3cret") as log:
+                TrustEngine(SNAP, decision_log=log).mail("cameron@fabrikam.com")
         line = json.loads(first.getvalue())
         assert "cameron" not in first.getvalue()
         assert line["identities"] == json.loads(second.getvalue())["identities"]
@@ -169,8 +170,9 @@ class TestDecisionLog:
     def test_plain_when_asked(self):
         """hash_identities=False writes the normalised address."""
         stream = io.StringIO()
-        engine = TrustEngine(SNAP, decision_log=DecisionLog(stream, hash_identities=False))
-        engine.dlp(["Cameron@Fabrikam.com", "megan@contoso.com"])
+        log = DecisionLog(stream, hash_identities=False)
+        TrustEngine(SNAP, decision_log=log).dlp(["Cameron@Fabrikam.com", "megan@contoso.com"])
+        log.flush()
         assert ["cameron@fabrikam.com", "megan@contoso.com"] == json.loads(stream.getvalue())["identities"]
 
     def test_one_line_per_decision(self, tmp_path):
@@ -195,6 +197,7 @@ class TestDecisionLog:
         engine = TrustEngine(SNAP, decision_log=log)
         assert (True, True) == (engine.dlp(["megan@contoso.com"]).inside_organization,
                                 engine.mail("x@example.org").tag_external)
+        log.flush()
         assert 2 == log.errors
 
 
@@ -322,8 +325,9 @@ class TestOrigin:
     def test_decision_log_records_the_origin(self):
         """The decision log records the snapshot id and the policy fingerprint, not a process-local number."""
         stream = io.StringIO()
-        engine = TrustEngine(SNAP, LABELS, decision_log=DecisionLog(stream, salt="s"))
-        engine.teams("cameron@fabrikam.com", "chat")
+        log = DecisionLog(stream, salt="s")
+        TrustEngine(SNAP, LABELS, decision_log=log).teams("cameron@fabrikam.com", "chat")
+        log.flush()
         line = json.loads(stream.getvalue())
         assert (SNAP.id, LABELS.fingerprint) == (line["snapshot_id"], line["policy_fingerprint"])
         assert "snapshot_generation" not in line
@@ -410,9 +414,11 @@ class TestMailMessage:
     def test_logged_like_mail(self):
         """Every mail_message decision writes one decision-log line for the mail app, with its reason."""
         stream = io.StringIO()
-        engine = TrustEngine(SNAP, self.BOUNDARY, decision_log=DecisionLog(stream, hash_identities=False))
+        log = DecisionLog(stream, hash_identities=False)
+        engine = TrustEngine(SNAP, self.BOUNDARY, decision_log=log)
         engine.mail_message(self.raw())
         engine.mail_message(b"From: undisclosed-recipients:;\r\n\r\n")
+        log.flush()
         lines = [json.loads(line) for line in stream.getvalue().splitlines()]
         assert [("mail", "untagged"), ("mail", "tagged")] == [(line["app"], line["outcome"]) for line in lines]
         assert ["from_missing"] == lines[1]["reasons"]

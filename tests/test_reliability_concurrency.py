@@ -137,6 +137,7 @@ def test_decision_log_lines_stay_whole_under_eight_threads() -> None:
         t.start()
     for t in threads:
         t.join()
+    log.flush()
     lines = stream.getvalue().splitlines()
     assert len(lines) == 4000
     ids = {json.loads(line)["decision_id"] for line in lines}
