@@ -29,6 +29,7 @@ def test_sigkill_of_a_writer_a_hundred_times_never_loses_the_saved_store() -> No
     assert report.kills == 100
     assert report.survived == 100
     assert report.saves_completed > 0  # the kills landed both before and after complete saves
+    assert report.leftover_temp_files == 0  # a save after the kills removed what the killed writers left
 
 
 # -- damaged stores --------------------------------------------------------------------------------------------
@@ -197,12 +198,14 @@ FIELDS = {"time", "decision_id", "app", "trust", "outcome", "reasons", "snapshot
 
 def _logged(**kwargs: object) -> tuple[list[dict[str, Any]], TrustEngine]:
     stream = io.StringIO()
-    engine = TrustEngine(h.SAMPLE, h.POLICY, decision_log=DecisionLog(stream, **kwargs))  # type: ignore[arg-type]
+    log = DecisionLog(stream, **kwargs)  # type: ignore[arg-type]
+    engine = TrustEngine(h.SAMPLE, h.POLICY, decision_log=log)
     engine.mail("cameron@fabrikam.com", "mx.contoso.com; dmarc=pass header.from=fabrikam.com")
     engine.dlp(["megan@contoso.com", "someone@example.org"])
     engine.teams("cameron@fabrikam.com", "chat")
     engine.label_rights("megan@contoso.com", "Confidential")
     engine.mail("megan@contoso.com\r\nBcc: x@evil.example")
+    log.flush()
     return [json.loads(line) for line in stream.getvalue().splitlines()], engine
 
 
@@ -260,4 +263,5 @@ def test_a_failing_log_never_breaks_a_decision(stream: io.StringIO) -> None:
     assert engine.dlp(["cameron@fabrikam.com"]).inside_organization
     assert engine.teams("cameron@fabrikam.com", "presence").allowed
     assert engine.label_rights("megan@contoso.com", "Confidential").rights
+    log.flush()
     assert log.errors == 4
