@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import time
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -25,7 +26,7 @@ from mtotrust._errors import IdentityError, PolicyError, shown
 from mtotrust._files import MAX_POLICY_BYTES, read_regular
 from mtotrust._model import Resolution, Trust
 
-__all__ = ["PERMISSION_LEVELS", "TEAMS_ACTIONS", "USAGE_RIGHTS", "Policy", "expand_grant"]
+__all__ = ["PERMISSION_LEVELS", "TEAMS_ACTIONS", "USAGE_RIGHTS", "Policy", "expand_grant", "require_fingerprint"]
 
 USAGE_RIGHTS = frozenset({
     "VIEW", "DOCEDIT", "EDIT", "COMMENT", "EXPORT", "FORWARD", "OWNER", "PRINT", "REPLY", "REPLYALL", "EXTRACT",
@@ -207,6 +208,9 @@ class Policy(BaseModel):
     def from_data(cls, data: Any, *, source: str = "policy") -> Policy:
         """Validate a decoded policy document (the TOML/JSON structure).
 
+        ``version`` may be left out here (it is ``1``): data built in code cannot be cut short, while a file
+        (:meth:`load`) must state it.
+
         Raises:
             PolicyError: naming the key path, the value and what is allowed.
         """
@@ -216,24 +220,49 @@ class Policy(BaseModel):
             raise _policy_error(exc, source) from None
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Policy:
+    def load(cls, path: str | os.PathLike[str], *, expect_fingerprint: str | None = None) -> Policy:
         """Read a policy file: TOML, or JSON when the name ends in ``.json``.
 
+        A policy file states its ``version``: an empty file, or one without ``version``, is refused rather than
+        read as :meth:`default`. A TOML file cut short at a line boundary after its ``version`` line is still a
+        valid, weaker policy (its block list gone, say); only the fingerprint tells the two apart, so pin the
+        reviewed policy with ``expect_fingerprint`` (``mtotrust lint`` prints it).
+
+        Args:
+            path: the policy file.
+            expect_fingerprint: the :attr:`fingerprint` of the policy as it was reviewed; a file whose policy has
+                another one (it changed since, or was cut short) is refused.
+
         Raises:
-            PolicyError: for a missing or unreadable file, bad syntax, or a bad key or value.
+            PolicyError: for a missing or unreadable file, bad syntax, a bad key or value, no ``version``, or a
+                fingerprint other than ``expect_fingerprint``.
+
+        .. versionchanged:: 0.2.0
+           ``version`` is required in a file; ``expect_fingerprint``.
         """
+        if expect_fingerprint is not None:
+            _check_fingerprint_form(expect_fingerprint)
         p = Path(path)
         raw = read_regular(p, MAX_POLICY_BYTES, lambda problem: PolicyError(f"policy file {str(p)!r} {problem}",
                                                                             value=str(p)))
+        is_json = p.suffix.lower() == ".json"
         try:
             text = raw.decode("utf-8")
-            data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
+            data = json.loads(text) if is_json else tomllib.loads(text)
         except RecursionError:
             raise PolicyError(f"policy file {str(p)!r} is nested too deeply to be a policy", value=str(p)) from None
         except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise PolicyError(f"policy file {str(p)!r} is not valid {'JSON' if p.suffix == '.json' else 'TOML'}: "
+            raise PolicyError(f"policy file {str(p)!r} is not valid {'JSON' if is_json else 'TOML'}: "
                               f"{exc}", value=str(p)) from None
-        return cls.from_data(data, source=str(p))
+        policy = cls.from_data(data, source=str(p))
+        if "version" not in data:  # a mapping: from_data accepted it
+            line = '"version": 1' if is_json else "version = 1"
+            raise PolicyError(f"missing in policy file {str(p)!r}: a policy file starts with {line}; an empty file, "
+                              "or one that lost its beginning, is refused, never read as the default policy",
+                              key="version", value=str(p))
+        if expect_fingerprint is None:
+            return policy
+        return require_fingerprint(policy, expect_fingerprint, source=f"policy file {str(p)!r}")
 
     # -- reading -------------------------------------------------------------------------------------------
 
@@ -326,6 +355,35 @@ class Policy(BaseModel):
             return False
         labels = domain.split(".")
         return any(".".join(labels[i:]) in wildcards for i in range(len(labels)))
+
+
+_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
+
+
+def _check_fingerprint_form(expected: object) -> None:
+    if not isinstance(expected, str) or _FINGERPRINT.fullmatch(expected) is None:
+        raise PolicyError(f"expected fingerprint {shown(expected)} is not a policy fingerprint: 16 lower-case hex "
+                          "digits, as Policy.fingerprint and mtotrust lint give it", value=expected)
+
+
+def require_fingerprint(policy: Policy, expected: str, *, source: str) -> Policy:
+    """Return ``policy`` when its :attr:`~Policy.fingerprint` is ``expected``: the policy as it was reviewed.
+
+    Args:
+        policy: the policy about to be used.
+        expected: the fingerprint of the reviewed policy (16 lower-case hex digits).
+        source: where ``policy`` comes from, as the message names it (``"policy file 'p.toml'"``).
+
+    Raises:
+        PolicyError: ``expected`` is not a fingerprint, or ``policy`` has another one; the message names
+            ``source`` and both fingerprints.
+    """
+    _check_fingerprint_form(expected)
+    if policy.fingerprint != expected:
+        raise PolicyError(f"{source} has fingerprint {policy.fingerprint}, not the expected {expected}: the "
+                          "policy changed since it was reviewed (or was cut short); review it, then expect its "
+                          "new fingerprint", value=policy.fingerprint)
+    return policy
 
 
 def _block_keys(entry: str) -> list[tuple[str, str]]:

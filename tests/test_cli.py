@@ -70,7 +70,7 @@ class TestCheck:
     def test_policy_and_snapshot_files(self, capsys, tmp_path):
         """--policy and --snapshot take files; labels come out as sorted rights."""
         policy = tmp_path / "p.toml"
-        policy.write_text('[mail]\ntrusted_authserv_ids = ["mx.contoso.com"]\n'
+        policy.write_text('version = 1\n[mail]\ntrusted_authserv_ids = ["mx.contoso.com"]\n'
                           '[labels.Confidential]\nmto_member = ["VIEW", "EDIT"]\n')
         store = tmp_path / "snap.sqlite"
         Snapshot.sample().save(store)

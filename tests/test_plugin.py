@@ -109,7 +109,7 @@ class TestSelection:
         from mtotrust.testing import SnapshotBuilder
 
         SnapshotBuilder().tenant("litware").synced_member("li@litware.com").write(tmp_path / "snap")
-        (tmp_path / "strict.toml").write_text('[dlp]\ninside_at = "internal"\n', encoding="utf-8")
+        (tmp_path / "strict.toml").write_text('version = 1\n[dlp]\ninside_at = "internal"\n', encoding="utf-8")
         project = _write_project(tmp_path, """
             import pytest
             from mtotrust import Policy
@@ -137,7 +137,7 @@ class TestSelection:
 
     def test_bad_policy_file_errors_naming_the_key(self, tmp_path: Path) -> None:
         """A typo in the ini policy file is a PolicyError naming the key, at fixture setup."""
-        (tmp_path / "typo.toml").write_text('[mail]\nuntaged_at = "internal"\n', encoding="utf-8")
+        (tmp_path / "typo.toml").write_text('version = 1\n[mail]\nuntaged_at = "internal"\n', encoding="utf-8")
         project = _write_project(tmp_path, """
             def test_it(trust_engine):
                 pass

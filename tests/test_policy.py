@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import re
+from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -102,11 +106,23 @@ class TestLoad:
         policy = Policy.from_data({"labels": {"C": {Trust.GUEST: "Viewer"}}})
         assert frozenset(VIEWER) == policy.label_rights("C", Trust.GUEST)
 
-    def test_empty_file_is_default(self, tmp_path):
-        """An empty TOML file is the default policy."""
-        path = tmp_path / "p.toml"
-        path.write_text("", encoding="utf-8")
-        assert Policy.default().fingerprint == Policy.load(path).fingerprint
+    @pytest.mark.parametrize(("name", "text", "data"), [
+        ("p.toml", "", {}),
+        ("p.toml", "# a policy\n\n", {}),
+        ("p.toml", '[mail]\nuntagged_at = "internal"\n', {"mail": {"untagged_at": "internal"}}),
+        ("p.json", "{}", {}),
+        ("p.json", '{"overrides": {"block": ["evil.example"]}}', {"overrides": {"block": ["evil.example"]}}),
+    ], ids=["empty", "comments only", "toml without version", "empty json object", "json without version"])
+    def test_a_file_without_version_is_refused(self, tmp_path: Path, name: str, text: str,
+                                               data: dict[str, Any]) -> None:
+        """A policy file without ``version`` (an empty one too) is a PolicyError naming the file and the key, never
+        the default policy; the same document built in code may leave the version out."""
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(PolicyError, match=rf"^version: missing in policy file '{re.escape(str(path))}': a "
+                                              "policy file starts with") as caught:
+            Policy.load(path)
+        assert ("version", True) == (caught.value.key, Policy.from_data(data).version == 1)
 
 
 class TestDefaults:
@@ -292,6 +308,55 @@ class TestFingerprint:
     def test_explicit_defaults_equal_default(self):
         """Spelling out a default value does not change the fingerprint."""
         assert Policy.default().fingerprint == Policy.from_data({"dlp": {"inside_at": "mto_member"}}).fingerprint
+
+
+class TestExpectFingerprint:
+    """``Policy.load(path, expect_fingerprint=...)`` refuses a policy other than the one reviewed."""
+
+    def test_the_reviewed_policy_loads(self, tmp_path: Path) -> None:
+        """The fingerprint of the reviewed policy lets the file load, as the same policy."""
+        path = tmp_path / "p.toml"
+        path.write_text(TOML, encoding="utf-8")
+        reviewed = Policy.load(path)
+        assert reviewed == Policy.load(path, expect_fingerprint=reviewed.fingerprint)
+
+    def test_a_changed_policy_is_refused_naming_both_fingerprints(self, tmp_path: Path) -> None:
+        """An edited file is a PolicyError naming the file, the fingerprint it has and the one expected."""
+        path = tmp_path / "p.toml"
+        path.write_text(TOML, encoding="utf-8")
+        reviewed = Policy.load(path).fingerprint
+        path.write_text(TOML.replace('"ceo@partner.example"', ""), encoding="utf-8")
+        changed = Policy.load(path).fingerprint
+        with pytest.raises(PolicyError) as caught:
+            Policy.load(path, expect_fingerprint=reviewed)
+        assert (f"policy file {str(path)!r} has fingerprint {changed}, not the expected {reviewed}: the policy "
+                "changed since it was reviewed") == str(caught.value).partition(" (or")[0]
+
+    def test_every_cut_of_the_file_is_refused(self, tmp_path: Path) -> None:
+        """A file cut short anywhere (a line boundary included) is refused with the reviewed fingerprint, unless
+        what was cut off changes nothing the policy means."""
+        raw = TOML.encode()
+        path = tmp_path / "p.toml"
+        path.write_bytes(raw)
+        reviewed = Policy.load(path)
+        loaded = []
+        for cut in range(len(raw)):
+            path.write_bytes(raw[:cut])
+            with contextlib.suppress(PolicyError):
+                loaded.append(Policy.load(path, expect_fingerprint=reviewed.fingerprint))
+        # Only dropping the final line end keeps the policy as it was reviewed; every other cut is refused.
+        assert [reviewed] == loaded
+
+    @pytest.mark.parametrize("expected", ["ABCDEF0123456789", "abc", "", " " + "0" * 16, 123],
+                             ids=["upper case", "short", "empty", "blank", "int"])
+    def test_a_malformed_fingerprint_is_named(self, tmp_path: Path, expected: object) -> None:
+        """What is not 16 lower-case hex digits is a PolicyError naming it, never a silent mismatch or match."""
+        path = tmp_path / "p.toml"
+        path.write_text(TOML, encoding="utf-8")
+        with pytest.raises(PolicyError, match=rf"expected fingerprint {re.escape(shown(expected))} is not a policy "
+                                              "fingerprint: 16 lower-case hex digits") as caught:
+            Policy.load(path, expect_fingerprint=expected)  # type: ignore[arg-type]
+        assert expected == caught.value.value
 
 
 class TestBlocked:

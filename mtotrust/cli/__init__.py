@@ -4,9 +4,12 @@
 (:mod:`~mtotrust.cli.demo`, :mod:`~mtotrust.cli.check`, :mod:`~mtotrust.cli.lint`), imported only when that
 command runs, so ``mtotrust --help`` and ``mtotrust COMMAND --help`` cost little more than ``import mtotrust``.
 
-Exit codes: 0 success; 1 the command ran and found problems; 2 bad usage or input (one line on stderr naming the
-problem, never a traceback); 3 internal error. Where ``--snapshot`` is omitted the bundled sample MTO is used,
-and stderr says so.
+Exit codes: 0 success; 1 the command ran and found problems; 2 bad usage or input, or the output cannot be written
+(one line on stderr naming the problem, never a traceback); 3 internal error. A reader that stops reading (``|
+head``) is not an error. Where ``--snapshot`` is omitted the bundled sample MTO is used, and stderr says so.
+
+Identities, ``--auth`` and ``--tenant-id`` are read as the terminal typed them (:func:`~mtotrust.cli._common.os_text`):
+under ``LC_ALL=C`` a non-ASCII identity is the same identity as under a UTF-8 locale.
 """
 
 from __future__ import annotations
@@ -14,17 +17,28 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from mtotrust._version import __version__
-from mtotrust.cli._common import UsageError, name_command, run_guarded
+from mtotrust.cli._common import UsageError, name_command, os_text, output, run_guarded
 
 __all__ = ["main"]
+
+
+class _Writer(Protocol):
+    def write(self, text: str, /) -> object: ...
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see --help)")
+
+    def _print_message(self, message: str, file: _Writer | None = None) -> None:
+        # argparse drops an error writing --help or --version (it catches OSError): a full disk must be said.
+        if message and file is sys.stdout:
+            output(message, end="")
+        elif message:
+            (file or sys.stderr).write(message)
 
 
 # The sub-commands, imported when they run (never for --help).
@@ -56,21 +70,23 @@ def _parser() -> _Parser:
     demo = sub.add_parser("demo", help="resolve the sample identities of the bundled MTO and show every app's "
                           "decision")
     demo.add_argument("--policy", help="policy file (TOML or JSON); default: the sample's policy")
+    _fingerprint_option(demo)
     demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
     demo.set_defaults(run=_run_demo)
 
     check = sub.add_parser("check", help="resolve identities and show every app's decision",
                            description="Resolve each identity against the snapshot and show every app's decision. "
                            "Identities come from the arguments, then from --from (one per line).")
-    check.add_argument("identities", nargs="*", metavar="IDENTITY", help="an address (mail sender, recipient, "
-                       "Teams user)")
+    check.add_argument("identities", nargs="*", metavar="IDENTITY", type=os_text, help="an address (mail sender, "
+                       "recipient, Teams user)")
     check.add_argument("--from", dest="from_file", metavar="FILE", help="also read identities from FILE, one per "
                        "line ('-': standard input); blank lines and blanks around an identity are skipped")
     check.add_argument("--snapshot", help="snapshot folder or .sqlite store; default: the bundled sample")
     check.add_argument("--policy", help="policy file (TOML or JSON); default: Policy.default()")
-    check.add_argument("--auth", action="append", metavar="HEADER", help="raw Authentication-Results value; "
-                       "repeat in message order, topmost first")
-    check.add_argument("--tenant-id", help="the home tenant id the app knows (as Teams does)")
+    _fingerprint_option(check)
+    check.add_argument("--auth", action="append", metavar="HEADER", type=os_text, help="raw Authentication-Results "
+                       "value; repeat in message order, topmost first")
+    check.add_argument("--tenant-id", type=os_text, help="the home tenant id the app knows (as Teams does)")
     check.add_argument("--json", action="store_true", help="print a JSON array, one object per identity")
     check.add_argument("--explain", action="store_true", help="print the full explanation of each identity")
     check.set_defaults(run=_run_check)
@@ -78,11 +94,17 @@ def _parser() -> _Parser:
     lint = sub.add_parser("lint", help="validate a policy and verify it exhaustively against the invariant "
                           "catalogue (exit 1 on violations)")
     lint.add_argument("policy", metavar="POLICY", help="policy file (TOML or JSON)")
+    _fingerprint_option(lint)
     lint.add_argument("--snapshot", help="also verify against this snapshot (folder or .sqlite); default: the "
                       "synthetic attribute space only")
     lint.add_argument("--json", action="store_true", help="print findings as JSON")
     lint.set_defaults(run=_run_lint)
     return parser
+
+
+def _fingerprint_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--policy-fingerprint", metavar="FP", help="refuse (exit 2) a policy whose fingerprint is "
+                         "not FP: the one mtotrust lint printed when the policy was reviewed")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""What every ``mtotrust`` command shares: exit codes, the usage error, loading inputs, the progress bar.
+"""What every ``mtotrust`` command shares: exit codes, the usage error, arguments, inputs, output, the progress bar.
 
 This module is imported for ``mtotrust --help``, so it imports nothing heavy at module level: the snapshot, the
 policy and the engine are imported inside the functions that need them.
@@ -6,10 +6,13 @@ policy and the engine are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import contextvars
 import importlib
+import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from types import ModuleType
@@ -28,12 +31,17 @@ __all__ = [
     "EXIT_OK",
     "EXIT_PROBLEMS",
     "EXIT_USAGE",
+    "OutputError",
     "ProgressBar",
     "UsageError",
     "app_report",
     "load_policy",
     "load_snapshot",
     "name_command",
+    "os_text",
+    "output",
+    "output_json",
+    "progress",
     "require_extra",
     "run_guarded",
 ]
@@ -43,7 +51,7 @@ EXIT_OK = 0
 EXIT_PROBLEMS = 1
 """The command ran and found problems (``lint``: an invariant is violated)."""
 EXIT_USAGE = 2
-"""Bad usage or input: one line on stderr naming the problem, never a traceback."""
+"""Bad usage or input, or the output cannot be written: one line on stderr naming the problem, never a traceback."""
 EXIT_INTERNAL = 3
 """A bug in mtotrust: one line on stderr asking for a report."""
 
@@ -54,22 +62,45 @@ class UsageError(Exception):
     """Bad usage or input; the message is the one line printed on stderr, and the exit code is ``EXIT_USAGE``."""
 
 
+class OutputError(UsageError):
+    """Standard output cannot be written (a full disk, an I/O error): exit code ``EXIT_USAGE``, one stderr line.
+
+    A reader that stops reading (``| head``) is no error: that stays a :exc:`BrokenPipeError`, and exit code 0.
+    """
+
+
 def run_guarded(body: Callable[[], int], *, command: str | None = None, program: bool = False) -> int:
     """Run ``body`` and turn what it raises into an exit code and one line on stderr (never a traceback).
+
+    Standard output is flushed before returning, so an output error is reported here, not by the interpreter
+    at exit (exit code 120 and an "Exception ignored" message); ``--help`` and ``--version`` output too.
 
     Args:
         body: the command; returns its exit code.
         command: the sub-command being run (``check``), named by :func:`require_extra`'s message.
         program: this process is the ``mtotrust`` program (not a caller of :func:`mtotrust.cli.main`), so when
-            stdout is closed early it may be pointed at the null device to keep the interpreter's exit quiet.
+            stdout is closed early or cannot be written it may be pointed at the null device to keep the
+            interpreter's exit quiet.
 
     Returns:
-        ``body``'s exit code; ``EXIT_USAGE`` for a :class:`UsageError` or a :class:`~mtotrust.MtoTrustError`
-        (bad input), ``EXIT_OK`` when stdout is closed early (``| head``), ``EXIT_INTERNAL`` for anything else.
+        ``body``'s exit code; ``EXIT_USAGE`` for a :class:`UsageError`, a :class:`~mtotrust.MtoTrustError` (bad
+        input) or an :class:`OutputError`, ``EXIT_OK`` when stdout is closed early (``| head``),
+        ``EXIT_INTERNAL`` for anything else.
     """
     token = _COMMAND.set(command)
     try:
-        return body()
+        try:
+            code = body()
+        except SystemExit:  # --help or --version printed their answer: it must reach the reader as well
+            _flush_stdout()
+            raise
+        _flush_stdout()
+        return code
+    except OutputError as exc:
+        _say(str(exc))
+        if program:
+            _silence_stdout()
+        return EXIT_USAGE
     except UsageError as exc:
         _say(str(exc))
         return EXIT_USAGE
@@ -85,6 +116,66 @@ def run_guarded(body: Callable[[], int], *, command: str | None = None, program:
         return EXIT_INTERNAL
     finally:
         _COMMAND.reset(token)
+
+
+@contextlib.contextmanager
+def _writing() -> Iterator[None]:
+    """Turn an error writing stdout into an :class:`OutputError` (a closed pipe stays a BrokenPipeError)."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"mtotrust: cannot write the output ({exc.strerror or exc})") from None
+
+
+def _flush_stdout() -> None:
+    if sys.stdout is not None:
+        with _writing():
+            sys.stdout.flush()
+
+
+def output(text: str = "", *, end: str = "\n") -> None:
+    """Print ``text`` and ``end`` on stdout, as :func:`print` does.
+
+    Raises:
+        OutputError: stdout cannot be written (a full disk: "No space left on device").
+        BrokenPipeError: its reader has stopped reading.
+    """
+    with _writing():
+        print(text, end=end)
+
+
+def output_json(data: object) -> None:
+    """Print ``data`` as indented JSON on stdout (:func:`output`).
+
+    Text stays as it is where stdout's encoding is a Unicode one (or stdout holds text, a ``StringIO``);
+    elsewhere (``LC_ALL=C``) every non-ASCII character is a JSON escape, so the output is still JSON with the
+    same strings.
+    """
+    encoding = getattr(sys.stdout, "encoding", None)
+    escape = encoding is not None and not codecs.lookup(encoding).name.startswith("utf")
+    output(json.dumps(data, indent=2, ensure_ascii=escape))
+
+
+_ESCAPED = re.compile("[\udc80-\udcff]")
+
+
+def os_text(text: str) -> str:
+    r"""Return a command-line argument as the terminal typed it: its bytes read as UTF-8 where the locale failed.
+
+    Python decodes ``argv`` with the locale's encoding; under ``LC_ALL=C`` (ASCII) every non-ASCII byte becomes a
+    surrogate escape, so ``josé@contoso.com`` would arrive as ``jos\udcc3\udca9@contoso.com``. Such an
+    argument's bytes (:func:`os.fsencode`) are decoded as UTF-8, what terminals send; an argument without escapes
+    (the locale decoded it) or whose bytes are not UTF-8 is returned unchanged. File names are not passed
+    through this: the file system wants them as the locale gave them.
+    """
+    if _ESCAPED.search(text) is None:
+        return text
+    try:
+        return os.fsencode(text).decode("utf-8")
+    except UnicodeError:
+        return text
 
 
 def name_command(command: str) -> None:
@@ -126,16 +217,20 @@ def require_extra(extra: str, module: str) -> ModuleType:
 
 
 class ProgressBar:
-    """A one-line progress bar on a terminal's stderr; the CLI uses it only when stderr is a TTY."""
+    """A one-line progress bar on a terminal's stderr; the CLI uses it only when stderr is a TTY.
 
-    def __init__(self, stream: TextIO, width: int = 30) -> None:
+    It is called as ``bar(done, total, what)`` and draws ``{verb} {what}: [###...] done/total``.
+    """
+
+    def __init__(self, stream: TextIO, width: int = 30, *, verb: str = "loading") -> None:
         self._stream = stream
         self._width = width
+        self._verb = verb
         self._shown = ""
 
     def __call__(self, done: int, total: int, what: str) -> None:
         filled = self._width * done // total if total else self._width
-        line = f"\rloading {what}: [{'#' * filled}{'.' * (self._width - filled)}] {done}/{total}"
+        line = f"\r{self._verb} {what}: [{'#' * filled}{'.' * (self._width - filled)}] {done}/{total}"
         if line != self._shown:
             self._stream.write(line)
             self._stream.flush()
@@ -149,11 +244,12 @@ class ProgressBar:
 
 
 @contextlib.contextmanager
-def _progress() -> Iterator[ProgressBar | None]:
-    if not sys.stderr.isatty():
+def progress(verb: str = "loading") -> Iterator[ProgressBar | None]:
+    """Yield a :class:`ProgressBar` on stderr (erased at the end) when stderr is a terminal, else ``None``."""
+    if sys.stderr is None or not sys.stderr.isatty():
         yield None
         return
-    bar = ProgressBar(sys.stderr)
+    bar = ProgressBar(sys.stderr, verb=verb)
     try:
         yield bar
     finally:
@@ -170,15 +266,27 @@ def load_snapshot(path: str | None) -> Snapshot:
     if path is None:
         print("mtotrust: no --snapshot given; using the bundled sample MTO (Contoso)", file=sys.stderr)
         return Snapshot.sample()
-    with _progress() as bar:
+    with progress() as bar:
         return Snapshot.load(path) if bar is None else Snapshot.load(path, progress=bar)
 
 
-def load_policy(path: str | None) -> Policy:
-    """Load the policy file at ``path`` (TOML or JSON); ``None`` is :meth:`Policy.default`."""
-    from mtotrust._policy import Policy
+def load_policy(path: str | None, fingerprint: str | None = None) -> Policy:
+    """Load the policy file at ``path`` (TOML or JSON); ``None`` is :meth:`Policy.default`.
 
-    return Policy.default() if path is None else Policy.load(path)
+    Args:
+        path: the ``--policy`` file, or ``None``.
+        fingerprint: ``--policy-fingerprint``: the reviewed policy's fingerprint, which the policy used (the
+            file's or the default) must have.
+
+    Raises:
+        PolicyError: the file cannot be read or is no valid policy, or its fingerprint is not ``fingerprint``.
+    """
+    from mtotrust._policy import Policy, require_fingerprint
+
+    if path is not None:
+        return Policy.load(path, expect_fingerprint=fingerprint)
+    policy = Policy.default()
+    return policy if fingerprint is None else require_fingerprint(policy, fingerprint, source="the default policy")
 
 
 def app_report(engine: TrustEngine, identity: Identity, auth: list[str] | MailAuth | None) -> dict[str, Any]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mtotrust._engine import TrustEngine
 from mtotrust._model import Identity
-from mtotrust.cli._common import EXIT_OK, UsageError, app_report, load_policy, load_snapshot
+from mtotrust.cli._common import EXIT_OK, UsageError, app_report, load_policy, load_snapshot, output, output_json
 
 if TYPE_CHECKING:
     import argparse
@@ -28,19 +27,21 @@ def run(args: argparse.Namespace) -> int:
         where = f" ({_name(args.from_file)} holds none)" if args.from_file is not None else ""
         raise UsageError(f"mtotrust check: no identities given{where}: pass IDENTITY arguments or --from FILE "
                          "(see --help)")
-    engine = TrustEngine(load_snapshot(args.snapshot), load_policy(args.policy))
+    # The policy first: a bad one is then the only line on stderr, not one after the bundled-sample notice.
+    policy = load_policy(args.policy, args.policy_fingerprint)
+    engine = TrustEngine(load_snapshot(args.snapshot), policy)
     reports = [app_report(engine, Identity(text, args.tenant_id), args.auth) for text in identities]
     if args.json:
-        print(json.dumps(reports, indent=2, ensure_ascii=False))
+        output_json(reports)
         return EXIT_OK
     for text, report in zip(identities, reports, strict=True):
         if not args.explain:
-            print(f"{text}: {report['trust']} ({', '.join(report['reasons'])})")
+            output(f"{text}: {report['trust']} ({', '.join(report['reasons'])})")
             continue
         identity = Identity(text, args.tenant_id)
-        print(engine.explain(engine.resolve(identity)))
-        print(engine.explain(engine.mail(identity, args.auth)))
-        print()
+        output(engine.explain(engine.resolve(identity)))
+        output(engine.explain(engine.mail(identity, args.auth)))
+        output()
     return EXIT_OK
 
 

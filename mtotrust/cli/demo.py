@@ -12,7 +12,7 @@ from mtotrust._explain import failed_checks
 from mtotrust._model import Identity, MailAuth, Resolution, Trust
 from mtotrust._policy import Policy
 from mtotrust._snapshot import Snapshot
-from mtotrust.cli._common import EXIT_OK, app_report, load_policy
+from mtotrust.cli._common import EXIT_OK, app_report, load_policy, output, output_json
 
 if TYPE_CHECKING:
     import argparse
@@ -23,7 +23,9 @@ __all__ = ["run"]
 def run(args: argparse.Namespace) -> int:
     """Print the demo table (or ``--json``: one report per sample identity, with its ``why``)."""
     snapshot = Snapshot.sample()
-    engine = TrustEngine(snapshot, load_policy(args.policy) if args.policy else _sample_policy())
+    fingerprint = args.policy_fingerprint
+    policy = load_policy(args.policy, fingerprint) if args.policy else _sample_policy(fingerprint)
+    engine = TrustEngine(snapshot, policy)
     with importlib.resources.files("mtotrust").joinpath("sample", "demo.json").open(encoding="utf-8") as fh:
         demo = json.load(fh)["identities"]
     reports = []
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         report["why"] = item["why"]
         reports.append(report)
     if args.json:
-        print(json.dumps(reports, indent=2, ensure_ascii=False))
+        output_json(reports)
         return EXIT_OK
     names = {t.tenant_id: t.display_name or t.tenant_id for t in snapshot.tenants.values()}
     rows = [["IDENTITY", "AS TENANT", "TRUST", "MAIL", "DLP", "TEAMS", "RIGHTS", "DECIDED BY"]]
@@ -51,20 +53,20 @@ def run(args: argparse.Namespace) -> int:
             " ".join(f"{_initials(name)}:{len(rights)}" for name, rights in labels.items()) or "-",
             _decided_by(resolution),
         ])
-    print(f"mtotrust {__version__} demo: the bundled sample MTO, seen from {snapshot.display_name}'s directory "
+    output(f"mtotrust {__version__} demo: the bundled sample MTO, seen from {snapshot.display_name}'s directory "
           f"({len(snapshot.users)} users, {len(snapshot.tenants)} MTO tenants).")
     legend = ", ".join(f"{_initials(n)} = {n}" for n in sorted(engine.policy.labels))
-    print("Mail is assumed DMARC-authenticated for its From domain. TEAMS: actions allowed of 6. "
+    output("Mail is assumed DMARC-authenticated for its From domain. TEAMS: actions allowed of 6. "
           f"RIGHTS: usage rights per label ({legend or 'no labels'}).\n")
-    print(_table(rows))
+    output(_table(rows))
     counts = {t.value: sum(r["trust"] == t.value for r in reports) for t in Trust}
-    print("\n" + ", ".join(f"{n} {t}" for t, n in counts.items()) + ". Explain one: mtotrust check --explain ADDRESS")
+    output("\n" + ", ".join(f"{n} {t}" for t, n in counts.items()) + ". Explain one: mtotrust check --explain ADDRESS")
     return EXIT_OK
 
 
-def _sample_policy() -> Policy:
+def _sample_policy(fingerprint: str | None) -> Policy:
     with importlib.resources.as_file(importlib.resources.files("mtotrust") / "sample" / "policy.toml") as p:
-        return Policy.load(p)
+        return Policy.load(p, expect_fingerprint=fingerprint)
 
 
 def _demo_auth(resolution: Resolution) -> MailAuth | None:
