@@ -95,12 +95,14 @@ class Normalizer:
         proxy addresses. Values that are not valid addresses are skipped: they can never equal a valid identity.
         """
         found: list[str] = []
+        seen: set[str] = set()  # the keys of ``found``: a membership test per value stays O(1) for 100k values
         norm = self.address
         mail = user.mail
         if mail:
             key = norm(mail)
             if key is not None:
                 found.append(key)
+                seen.add(key)
         upn = user.user_principal_name
         if upn:
             key = (found[0] if found else None) if upn == mail else norm(upn)
@@ -109,19 +111,22 @@ class Normalizer:
                 # An #EXT# name at a local domain is only ever looked up decoded (the resolver decodes it first), so
                 # it is indexed by the address it decodes to, not by itself.
                 key = self.ext_home(local, upn)
-            if key is not None and key not in found:
+            if key is not None and key not in seen:
                 found.append(key)
+                seen.add(key)
         for value in user.other_mails:
             if value and value != mail:
                 key = norm(value)
-                if key is not None and key not in found:
+                if key is not None and key not in seen:
                     found.append(key)
+                    seen.add(key)
         for proxy in user.proxy_addresses:
             address = proxy_smtp_address(proxy)
             if address and address != mail:
                 key = norm(address)
-                if key is not None and key not in found:
+                if key is not None and key not in seen:
                     found.append(key)
+                    seen.add(key)
         return found
 
 

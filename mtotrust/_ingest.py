@@ -65,6 +65,12 @@ class Page:
             return graph.parse_users_page(self.data, self.file)
         return graph.parse_users_page(_read_bytes(Path(self.file)), self.file, raw=True)
 
+    def directory_users(self) -> list[DirectoryUser]:
+        """Return the page's user objects as directory records; a large page file is read one object at a time."""
+        if self.data is not MISSING:
+            return list(map(graph.user_from_dict, self.users()))
+        return graph.read_users_page(_read_bytes(Path(self.file)), self.file, graph.user_from_dict)
+
 
 def page_files(folder: Path) -> list[Path]:
     """Return the ``*.json`` page files of a folder, in file-name order.
@@ -197,14 +203,12 @@ def parse_parts(organization: Document, mto: Document, domains: Document, partne
             partner_rows[p.tenant_id.lower()] = p.is_in_multi_tenant_organization
 
     users: dict[str, DirectoryUser] = {}
-    user_from_dict = graph.user_from_dict
     total = len(user_pages)
     if progress is not None:
         progress(0, total, "users pages")
     for done, page in enumerate(user_pages, 1):
         file = page.file
-        for i, obj in enumerate(page.users()):
-            user = user_from_dict(obj)
+        for i, user in enumerate(page.directory_users()):
             uid = user.id
             if uid in users:
                 raise SnapshotError(f"duplicate user id {uid!r}; every object may appear once in users/ "

@@ -91,6 +91,36 @@ class _GcPause:
 _gc_paused = _GcPause()
 
 
+class _Skeletons:
+    """The known domain of each UTS-39 skeleton, built on the first lookup that needs it.
+
+    Building the table for a 1M-row ``domains.json`` on every load would cost more than reading the rows (it did:
+    13 s of a store load), and a load that is never asked about an unknown domain needs none of it. The table is
+    built once, under a lock, and shared by every snapshot :meth:`Snapshot.with_delta` derives (a delta changes
+    no domain).
+    """
+
+    __slots__ = ("_local", "_lock", "_mapped", "_table")
+
+    def __init__(self, local_domains: frozenset[str], domain_tenants: Mapping[str, str]) -> None:
+        self._local, self._mapped = local_domains, domain_tenants
+        self._lock = threading.Lock()
+        self._table: dict[str, str] | None = None
+
+    def known(self, skeleton: str) -> str | None:
+        """Return the known domain whose skeleton is ``skeleton`` (the first in sorted order), or ``None``."""
+        table = self._table
+        if table is None:
+            with self._lock:
+                table = self._table
+                if table is None:
+                    table = {}
+                    for domain in sorted(self._local | self._mapped.keys()):
+                        table.setdefault(domain_skeleton(domain), domain)
+                    self._table = table
+        return table.get(skeleton)
+
+
 
 class Snapshot:
     """An immutable, indexed copy of the local tenant's directory.
@@ -109,7 +139,7 @@ class Snapshot:
     _index: Index
     _index_over: dict[str, Any] | None  # a delta overlay of the index (value None: no match)
     _history: tuple[tuple[int, frozenset[str]], ...]  # (parent generation, changed addresses)
-    _skeletons: dict[str, str]
+    _skeletons: _Skeletons
     _mto_domains: frozenset[str]
     _id: str | None
     _users_digest: int | None
@@ -144,9 +174,7 @@ class Snapshot:
         if shared is not None:
             snap._skeletons, snap._mto_domains = shared._skeletons, shared._mto_domains
         else:
-            snap._skeletons = {}
-            for domain in sorted(directory.local_domains | directory.domain_tenants.keys()):
-                snap._skeletons.setdefault(domain_skeleton(domain), domain)
+            snap._skeletons = _Skeletons(directory.local_domains, directory.domain_tenants)
             snap._mto_domains = frozenset(d for d, t in directory.domain_tenants.items() if t in directory.tenants)
         return snap
 
@@ -240,7 +268,7 @@ class Snapshot:
         """Return the known domain whose UTS-39 skeleton equals ``domain``'s, if ``domain`` is not known itself."""
         if domain in self._dir.local_domains or domain in self._dir.domain_tenants:
             return None
-        return self._skeletons.get(domain_skeleton(domain))
+        return self._skeletons.known(domain_skeleton(domain))
 
     def changed_addresses(self, since: Snapshot) -> frozenset[str] | None:
         """Return the normalised addresses whose :meth:`lookup` may differ between ``since`` and this snapshot.
@@ -418,11 +446,12 @@ class Snapshot:
                 digest += (0 if new is None else user_digest(new)) - (0 if old is None else user_digest(old))
             old_keys = keys(old) if old is not None else []
             new_keys = keys(new) if new is not None else []
+            new_set = set(new_keys)  # a membership test per key: O(1) for a user with 100k addresses
             for key in {*old_keys, *new_keys}:
                 found = index.get(key)
                 others = [] if found is None else [u for u in (found if found.__class__ is tuple else (found,))
                                                    if u.id != uid]
-                if new is not None and key in new_keys:
+                if key in new_set:
                     others.append(new)
                 index.set(key, None if not others else others[0] if len(others) == 1
                           else tuple(sorted(others, key=by_id)))
