@@ -512,7 +512,13 @@ class Snapshot:
 
         The store is written to a temporary file in the same folder and renamed over ``path`` only when it is
         complete and flushed: a reader sees the old file or the new one, never half of one. It records
-        :attr:`id`, ``taken_at`` and ``metadata`` (default: this snapshot's own :attr:`metadata`).
+        :attr:`id`, ``taken_at`` and ``metadata`` (default: this snapshot's own :attr:`metadata`). A symlink is
+        followed (its target is written), the store keeps the target's mode (a new one gets 0666 under the umask),
+        and temporary files a killed save left next to it are removed, under a lock shared by savers.
+
+        Raises:
+            SnapshotError: for any failure (a full disk, no permission, a missing folder, a path that is a
+                folder or device), naming the path; the target is then unchanged and no temporary file is left.
         """
         if metadata is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
             raise TypeError("metadata must map str keys to str values")

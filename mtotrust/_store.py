@@ -12,7 +12,11 @@ uses is also type-checked (TEXT where text, INTEGER 0/1 where a flag, NULL only 
 nothing is coerced. Any failure is a :class:`~mtotrust.SnapshotError` naming the file and, for a cell, its
 ``table.column``.
 
-Why this module is near 600 lines: it is one concept, the store's layout, and the writer, the reader and the
+Saving: a temporary file beside the target, renamed over it once complete and sealed, under a lock that writers
+of one target share; each writer first removes what killed writers left. Every failure is a
+:class:`~mtotrust.SnapshotError` naming the path, with the target unchanged and no temporary file left.
+
+Why this module is near 750 lines: it is one concept, the store's layout, and the writer, the reader and the
 reader's checks all encode that one layout (tables, packing, seal); split apart, a change to the layout would
 have to be made in step in several modules.
 """
@@ -22,19 +26,24 @@ from __future__ import annotations
 import array
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import io
 import json
 import os
 import re
+import secrets
 import sqlite3
+import stat
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
+
+if sys.platform != "win32":
+    import fcntl
 
 from mtotrust._directory import Directory, Index, Normalizer, by_id, content_id
 from mtotrust._errors import SnapshotError, shown
@@ -97,19 +106,25 @@ CREATE TABLE ambiguous (address TEXT PRIMARY KEY, user_ids TEXT NOT NULL);
 #   when a value holds "\x1f" or "\x1e".
 # - address_index: the other unambiguous addresses, in chunks: "\n"-joined addresses (a normalised address
 #   never holds a control character) and, for each, the position of its user in rowid order (little-endian
-#   uint32). ambiguous: addresses of several users, with their ids "\n"-joined.
+#   uint32). ambiguous: addresses of several users, with their ids "\n"-joined, or "\x1e" + the JSON array when
+#   an id holds "\n" or "\x1e" (an id is any text Graph gave).
 _SEP = "\x1f"
+_ID_SEP = "\n"
 _JSON_MARK = "\x1e"
 _POSITION = next(t for t in "IL" if array.array(t).itemsize == 4)
 _INDEX_CHUNK = 65_536
 
 
-def _pack(values: tuple[str, ...]) -> str | None:
+def _pack(values: tuple[str, ...], sep: str = _SEP) -> str | None:
+    """Return a list cell: ``None`` for none, else the ``sep``-joined values.
+
+    The JSON form when a value holds ``sep`` or the JSON mark, so that any text reads back as it was.
+    """
     if not values:
         return None
-    if any(_SEP in v or _JSON_MARK in v for v in values):
+    if any(sep in v or _JSON_MARK in v for v in values):
         return _JSON_MARK + json.dumps(values)
-    return _SEP.join(values)
+    return sep.join(values)
 
 
 def _positions(values: list[int]) -> bytes:
@@ -124,7 +139,7 @@ def _write(conn: sqlite3.Connection, parts: StoreParts, lookup: Callable[[str], 
     keys = Normalizer(directory.local_domains).keys
     kinds: dict[tuple[Any, ...], int] = {}
     chunks: list[tuple[int, str, bytes]] = []
-    ambiguous: dict[str, str] = {}
+    ambiguous: dict[str, str | None] = {}
     pending_keys: list[str] = []
     pending_positions: list[int] = []
 
@@ -139,7 +154,7 @@ def _write(conn: sqlite3.Connection, parts: StoreParts, lookup: Callable[[str], 
             mail_is_key = False
             for key in keys(u):
                 if len(lookup(key)) > 1:
-                    ambiguous.setdefault(key, "\n".join(x.id for x in lookup(key)))
+                    ambiguous.setdefault(key, _pack(tuple(x.id for x in lookup(key)), _ID_SEP))
                 elif key == u.mail and not mail_is_key:
                     mail_is_key = True
                 else:
@@ -417,7 +432,7 @@ def _read_users(conn: sqlite3.Connection, path: Path, total: int, progress: Prog
         expected += len(keys)
     for address, ids in _typed_rows(conn, path, "ambiguous", _AMBIGUOUS):
         found: set[DirectoryUser] = set()
-        for uid in ids.split("\n"):
+        for uid in (ids.split(_ID_SEP) if ids[:1] != _JSON_MARK else _unpack_json(ids, path, "ambiguous.user_ids")):
             named = users.get(uid)
             if named is None:
                 raise _damaged(path, "ambiguous.user_ids", f"names {shown(uid)} for {shown(address)}, who is not a "
@@ -556,15 +571,49 @@ def seal(path: Path) -> None:
     :func:`save_store` seals the temporary file before it renames it over the store.
     """
     with path.open("rb+") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        header = fh.read(100)
-        if _pages(header) != size:
-            raise OSError(f"{path}: SQLite wrote {size} bytes but its header counts {_pages(header)}")
-        digest = _sha256(fh, size)
-        fh.seek(size)
-        fh.write(digest + SEAL_MARKER)
-        fh.flush()
-        os.fsync(fh.fileno())
+        _seal(fh)
+
+
+def _seal(fh: io.BufferedRandom) -> None:
+    size = os.fstat(fh.fileno()).st_size
+    fh.seek(0)
+    header = fh.read(100)
+    if _pages(header) != size:
+        raise OSError(f"SQLite wrote {size} bytes but its header counts {_pages(header)}")
+    digest = _sha256(fh, size)
+    fh.seek(size)
+    fh.write(digest + SEAL_MARKER)
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+# -- saving -------------------------------------------------------------------------------------------------------
+#
+# Every saver of a target holds an exclusive flock on the target's lock file (.NAME.lock, beside it) from before it
+# creates its temporary file (.NAME.<8 random characters>.tmp) until after the rename. So a temporary file of the
+# target that exists while a saver holds the lock belongs to no live saver: a killed one left it (or an mtotrust
+# before the lock, whose names were the same, with a -journal beside), and the saver removes it. The holder
+# removes the lock file at the end of its save; a saver that locked a lock file which was removed or replaced in
+# the meantime sees that the name no longer leads to the file it locked, and opens it again, so two savers never
+# both hold the lock.
+
+_TEMP_NAME = r"\.{name}\.[a-z0-9_]{{8}}\.tmp(?:-journal)?"
+# The temporary file needs no rollback journal (a failed write is discarded whole, never rolled back) and no syncs
+# of SQLite's own (_seal fsyncs the finished file once): no -journal file, and a faster save (scripts/faults/store.py).
+_TEMP_PRAGMAS = ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF")
+_SAVE_HINTS = {  # errno or SQLite error name -> what to do
+    "ENOSPC": "the file system is full: free space on it", "SQLITE_FULL": "the file system is full: free space on it",
+    "EDQUOT": "the disk quota is used up: free space or raise the quota",
+    "EFBIG": "the store would be larger than the file size limit (ulimit -f) or the file system allows: raise the "
+             "limit or save on another file system",
+    "EACCES": "permission denied: save where this account may create files, or fix the folder's permissions",
+    "EPERM": "permission denied: save where this account may create files, or fix the folder's permissions",
+    "SQLITE_CANTOPEN": "the temporary file cannot be opened: check that this account may create files in the folder",
+    "EROFS": "the file system is read-only: save on a writable one",
+    "SQLITE_READONLY": "the file system is read-only: save on a writable one",
+    "ENOENT": "the folder does not exist: create it first", "ENOTDIR": "the folder does not exist: create it first",
+    "SQLITE_IOERR": "a write failed (a full disk, the file size limit or an I/O error): check the file system",
+}
 
 
 def save_store(path: str | os.PathLike[str], parts: StoreParts,
@@ -572,23 +621,37 @@ def save_store(path: str | os.PathLike[str], parts: StoreParts,
     """Write a store atomically: a temporary file in the same folder, flushed, then renamed over ``path``.
 
     A reader sees the old file or the new one, never half of one. ``lookup`` is the snapshot's address lookup
-    (the objects of an address), which the stored index is written from.
+    (the objects of an address), which the stored index is written from. A symbolic link is followed: the store
+    is written where it points. The new file keeps the mode (and, where the account may, the owner) of the one
+    it replaces; a new store gets ``0o666`` under the umask. Writers of one store take turns under a lock, and
+    each removes the temporary files a killed writer left.
+
+    Raises:
+        SnapshotError: naming ``path``, for any failure (a full disk, a file size limit, no permission, text
+            SQLite cannot store); the file at ``path`` is then unchanged and no temporary file is left.
     """
-    target = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    given = Path(path)
     try:
-        conn = sqlite3.connect(tmp)
-        try:
-            _write(conn, parts, lookup)
-        finally:
-            conn.close()
-        seal(tmp)  # and fsync
-        tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        target = Path(os.path.realpath(given))
+        if target.is_symlink():  # realpath stops at a link it cannot resolve: a loop
+            raise SnapshotError("is a symbolic link that leads back to itself; point it at a file or remove it",
+                                file=str(given), value=str(given))
+        _check_replaceable(target, given)
+        with _save_lock(target):
+            _remove_leftovers(target)
+            _save(target, parts, lookup)
+    except (sqlite3.Error, OSError) as exc:
+        code = exc.sqlite_errorname if isinstance(exc, sqlite3.Error) else errno.errorcode.get(exc.errno or 0, "")
+        hint = next((h for k, h in _SAVE_HINTS.items() if code == k or code.startswith(f"{k}_")),
+                    "check the folder and its file system")
+        raise SnapshotError(f"cannot be saved ({type(exc).__name__}: {exc}); {hint}, then save again (the file at "
+                            "this path is unchanged)", file=str(given), value=str(given)) from exc
+    except UnicodeEncodeError as exc:  # a JSON-form cell escapes a surrogate: the cell is one value or "\x1f"-joined
+        value = exc.object[:exc.start].rpartition(_SEP)[2] + exc.object[exc.start:].partition(_SEP)[0]
+        raise SnapshotError(f"cannot be saved: the directory holds {shown(value)}, text with a lone surrogate "
+                            f"(U+{ord(exc.object[exc.start]):04X}) that SQLite cannot store; correct the value in the "
+                            "directory or re-export it from Graph, then save again (the file at this path is "
+                            "unchanged)", file=str(given), value=value) from exc
     with contextlib.suppress(OSError):  # make the rename durable where the platform allows it
         dir_fd = os.open(target.parent, os.O_RDONLY)
         try:
@@ -596,3 +659,85 @@ def save_store(path: str | os.PathLike[str], parts: StoreParts,
         finally:
             os.close(dir_fd)
 
+
+@contextlib.contextmanager
+def _save_lock(target: Path) -> Iterator[None]:
+    """Hold the exclusive lock of the savers of ``target`` (see "saving" above); remove the lock file at the end."""
+    if sys.platform == "win32":  # no flock: a save there removes no leftovers either (it cannot tell whose they are)
+        yield
+        return
+    lock = target.with_name(f".{target.name}.lock")
+    while True:
+        fd = os.open(lock, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                named = lock.lstat()
+            except FileNotFoundError:  # removed by the saver before us: lock a new one
+                named = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()  # while it is held: a saver waiting on this file then opens a new one
+        os.close(fd)
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Remove the temporary files of ``target`` that killed savers left (call with the lock held)."""
+    if sys.platform == "win32":  # see _save_lock
+        return
+    ours = re.compile(_TEMP_NAME.format(name=re.escape(target.name))).fullmatch
+    with os.scandir(target.parent) as entries:
+        for entry in entries:
+            if ours(entry.name) is not None:
+                with contextlib.suppress(OSError):  # gone already, or not ours to remove (a sticky folder)
+                    Path(entry.path).unlink()
+
+
+def _check_replaceable(target: Path, given: Path) -> None:
+    """Refuse to replace what is not a regular file (a folder, a FIFO, ``/dev/null``), before anything is created."""
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISREG(target.stat().st_mode):
+            raise SnapshotError("is not a regular file (a folder, FIFO or device), so it cannot be replaced by a "
+                                "store; give the path of a store file", file=str(given), value=str(given))
+
+
+def _save(target: Path, parts: StoreParts, lookup: Callable[[str], tuple[DirectoryUser, ...]]) -> None:
+    """Write, seal and rename the temporary file over ``target`` (call with the lock held); remove it on failure."""
+    try:
+        before: os.stat_result | None = target.stat()  # again, under the lock: the mode to keep
+    except FileNotFoundError:
+        before = None
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)  # the umask applies
+    try:
+        created = os.fstat(fd)
+        os.fchmod(fd, 0o600)  # readable by this account only while it is written
+        conn = sqlite3.connect(tmp)
+        try:
+            for pragma in _TEMP_PRAGMAS:
+                conn.execute(pragma)
+            _write(conn, parts, lookup)
+        finally:
+            conn.close()
+        if before is not None and (before.st_uid, before.st_gid) != (created.st_uid, created.st_gid):
+            with contextlib.suppress(OSError):  # root may; another account keeps its own ownership
+                os.fchown(fd, before.st_uid, before.st_gid)
+        os.fchmod(fd, stat.S_IMODE((created if before is None else before).st_mode))
+        with os.fdopen(fd, "rb+", closefd=False) as fh:
+            _seal(fh)  # and fsync, the mode too
+        tmp.replace(target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    finally:
+        os.close(fd)

@@ -1028,14 +1028,17 @@ class KillReport:
     survived: int = 0
     saves_completed: int = 0
     failures: list[str] = dataclasses.field(default_factory=list)
-    leftover_temp_files: int = 0
+    temp_files_after_kills: int = 0  # files beside the store right after each kill (the next save removes them)
+    leftover_temp_files: int = 0  # files beside the store after a save that followed the last kill: must be 0
 
 
 def kill_writer(kills: int = 100, seed: int = 5) -> KillReport:
     """Fork a child that saves snapshots A, B, A, ... to one path in a loop; SIGKILL it at a random moment.
 
     After each kill the store must load with ``verify=True`` and resolve exactly like A or B, and its
-    ``taken_at`` (a sequence number) must be the last save the child reported or the one after it.
+    ``taken_at`` (a sequence number) must be the last save the child reported or the one after it. What the
+    killed writers left beside the store is counted after each kill, and once more after a save that follows the
+    last kill (``leftover_temp_files``: a save removes what killed ones left).
     """
     if not hasattr(os, "fork"):
         raise RuntimeError("the SIGKILL test needs os.fork (POSIX)")
@@ -1077,6 +1080,7 @@ def kill_writer(kills: int = 100, seed: int = 5) -> KillReport:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             report.kills += 1
+            report.temp_files_after_kills += sum(p.name != "store.sqlite" for p in Path(tmp).iterdir())
             with os.fdopen(read_fd, "rb") as fh:
                 done = [int(x) for x in fh.read().split()]
             report.saves_completed += len(done)
@@ -1096,7 +1100,8 @@ def kill_writer(kills: int = 100, seed: int = 5) -> KillReport:
             else:
                 report.survived += 1
             last_seq = max(last_seq, seq)
-        report.leftover_temp_files = len([p for p in Path(tmp).iterdir() if p.name != "store.sqlite"])
+        snap_for(last_seq + 1).save(path)
+        report.leftover_temp_files = sum(p.name != "store.sqlite" for p in Path(tmp).iterdir())
     return report
 
 

@@ -312,7 +312,7 @@ class TestSqliteStore:
 
         with monkeypatch.context() as patched:
             patched.setattr(mtotrust._store, "_write", half_write)
-            with pytest.raises(OSError, match="disk full"):
+            with pytest.raises(SnapshotError, match="disk full"):
                 build([]).save(target)
         assert (["u1"], ["s.sqlite"]) == (list(Snapshot.load(target).users), [p.name for p in tmp_path.iterdir()])
 
