@@ -6,7 +6,9 @@ id the caller gives, the mail authentication result, the app and its action or l
 builds **one** snapshot (real Graph JSON, through :class:`~mtotrust._builder.SnapshotBuilder`) holding one user
 per combination, and :func:`verify` evaluates the real :class:`~mtotrust.TrustEngine` on every combination and
 every app, then checks every :data:`INVARIANTS` entry and compares each answer with :func:`reference_trust`, a
-slow evaluator that reads the combination's attributes, not the snapshot.
+slow evaluator that reads the combination's attributes, not the snapshot. Given a real snapshot, it checks each
+of its indexed addresses too, one at a time: observations stream through the checks and each invariant keeps
+only its count and minimal counterexample, so memory does not grow with the directory.
 
 One concern per module:
 
@@ -14,8 +16,9 @@ One concern per module:
 - :mod:`~mtotrust._verify.enumeration`: :func:`enumerate_space`, the snapshot of the space;
 - :mod:`~mtotrust._verify.reference`: :func:`reference_trust`, :func:`reference_blocked`, the app answers;
 - :mod:`~mtotrust._verify.observe`: :class:`Observation`, what the real engine answers;
-- :mod:`~mtotrust._verify.invariants`: :class:`Invariant`, :data:`INVARIANTS` and their checks;
-- :mod:`~mtotrust._verify.verifier`: :func:`verify`, :class:`Report`, :class:`Finding`.
+- :mod:`~mtotrust._verify.invariants`: :class:`Invariant`, :data:`INVARIANTS`, their checks and :func:`scan`;
+- :mod:`~mtotrust._verify.verifier`: :func:`verify` (with its ``progress`` callback), :class:`Report`,
+  :class:`Finding`.
 
 This package imports no optional dependency: ``mtotrust lint`` works on a plain install. The public names are
 re-exported by :mod:`mtotrust.testing.invariants`.

@@ -4,12 +4,17 @@ Each :class:`Invariant` of :data:`INVARIANTS` either looks at one case's answers
 answers across cases (``check_all``: monotonicity); a check yields a :class:`Violation` per failure, naming the
 app and the decision to explain. ``reference_agrees`` compares the engine with
 :mod:`mtotrust._verify.reference`.
+
+Observations are read once, in order, and never kept (:func:`scan`): a comparison across cases
+(:class:`Comparison`) folds each observation into what it needs (monotonicity: the first answer per app and
+trust level), so checking a directory of any size holds a bounded number of observations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 import attrs
 
@@ -19,7 +24,7 @@ from mtotrust._verify.observe import Observation
 from mtotrust._verify.reference import reference_blocked, reference_decisions
 from mtotrust._verify.space import AUTH_VARIANTS
 
-__all__ = ["INVARIANTS", "CaseCheck", "GlobalCheck", "Invariant", "Violation"]
+__all__ = ["INVARIANTS", "CaseCheck", "Comparison", "GlobalCheck", "Invariant", "Violation", "scan"]
 
 _INACTIVE = frozenset({"pending", "removed", "stateless", "not_in_mto", "unknown"})
 """Home states whose identities can never be MTO members."""
@@ -36,8 +41,22 @@ class Violation:
     also: Resolution | MailDecision | DlpDecision | TeamsDecision | LabelDecision | None = None
 
 
+class Comparison(Protocol):
+    """A check across cases, fed one observation at a time: it keeps only what its verdict needs.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def add(self, obs: Observation) -> None:
+        """Take one observation into account (it must not be kept unless the verdict needs it)."""
+
+    def violations(self, policy: Policy) -> Iterator[Violation]:
+        """Yield the violations among every observation added so far."""
+
+
 CaseCheck = Callable[[Observation, Policy], Iterator[Violation]]
-GlobalCheck = Callable[[Sequence[Observation], Policy], Iterator[Violation]]
+GlobalCheck = Callable[[], Comparison]
+"""Makes a fresh :class:`Comparison` for one verification run."""
 
 
 @attrs.frozen(slots=True)
@@ -55,15 +74,30 @@ class Invariant:
     check_case: CaseCheck | None = None
     check_all: GlobalCheck | None = None
 
-    def violations(self, observations: Sequence[Observation], policy: Policy) -> list[Violation]:
-        """Return every violation of this invariant among ``observations``."""
-        found: list[Violation] = []
-        if self.check_case is not None:
-            for obs in observations:
-                found.extend(self.check_case(obs, policy))
-        if self.check_all is not None:
-            found.extend(self.check_all(observations, policy))
-        return found
+    def violations(self, observations: Iterable[Observation], policy: Policy) -> list[Violation]:
+        """Return every violation of this invariant among ``observations``, in :func:`scan` order."""
+        return [v for _, v in scan((self,), observations, policy)]
+
+
+def scan(invariants: Iterable[Invariant], observations: Iterable[Observation], policy: Policy
+         ) -> Iterator[tuple[Invariant, Violation]]:
+    """Yield every violation of ``invariants`` among ``observations``, reading each observation once.
+
+    Per invariant, the order is fixed: its per-case violations in observation order, then its comparison's.
+    Nothing but the comparisons' own state is kept, so the observations may come from a generator.
+    """
+    chosen = tuple(invariants)
+    per_case = [(inv, inv.check_case) for inv in chosen if inv.check_case is not None]
+    across = [(inv, inv.check_all()) for inv in chosen if inv.check_all is not None]
+    for obs in observations:
+        for inv, check in per_case:
+            for v in check(obs, policy):
+                yield inv, v
+        for _, comparison in across:
+            comparison.add(obs)
+    for inv, comparison in across:
+        for v in comparison.violations(policy):
+            yield inv, v
 
 
 def _inactive_capped(obs: Observation, _policy: Policy) -> Iterator[Violation]:
@@ -203,23 +237,37 @@ def _reference_agrees(obs: Observation, policy: Policy) -> Iterator[Violation]:
                             f"{sorted(want.labels[label])}", lab)
 
 
-def _monotonic(outcome: Callable[[Observation], Iterable[tuple[str, Trust, Any, Any]]],
-               better: Callable[[Any, Any], bool], what: str) -> GlobalCheck:
-    """Build a check that a higher trust never gets a worse ``outcome`` than a lower trust, per key."""
-    def check(observations: Sequence[Observation], _policy: Policy) -> Iterator[Violation]:
-        seen: dict[tuple[str, Trust], tuple[Any, Observation, Any]] = {}
-        for obs in observations:
-            for key, trust, value, decision in outcome(obs):
-                seen.setdefault((key, trust), (value, obs, decision))
+@attrs.define
+class _Monotonic:
+    """A higher trust never gets a worse ``outcome`` than a lower trust, per key (first answer per key and trust)."""
+
+    outcome: Callable[[Observation], Iterable[tuple[str, Trust, Any, Any]]]
+    better: Callable[[Any, Any], bool]
+    what: str
+    seen: dict[tuple[str, Trust], tuple[Any, Observation, Any]] = attrs.field(factory=dict)
+
+    def add(self, obs: Observation) -> None:
+        """Remember ``obs``'s answer for each (key, trust) not seen yet."""
+        for key, trust, value, decision in self.outcome(obs):
+            self.seen.setdefault((key, trust), (value, obs, decision))
+
+    def violations(self, _policy: Policy) -> Iterator[Violation]:
+        """Yield a violation per (key, lower trust, higher trust) whose higher trust gets the worse outcome."""
+        seen = self.seen
         for (key, low), (low_value, _, low_decision) in sorted(seen.items(), key=lambda kv: (kv[0][0], kv[0][1].rank)):
             for high in Trust:
                 if high <= low or (key, high) not in seen:
                     continue
                 high_value, high_obs, decision = seen[(key, high)]
-                if better(low_value, high_value):
-                    yield Violation(high_obs, key, f"{what}: trust {high} gets {_show(high_value)} but the lower "
-                                    f"trust {low} gets {_show(low_value)}", decision, also=low_decision)
-    return check
+                if self.better(low_value, high_value):
+                    yield Violation(high_obs, key, f"{self.what}: trust {high} gets {_show(high_value)} but the "
+                                    f"lower trust {low} gets {_show(low_value)}", decision, also=low_decision)
+
+
+def _monotonic(outcome: Callable[[Observation], Iterable[tuple[str, Trust, Any, Any]]],
+               better: Callable[[Any, Any], bool], what: str) -> GlobalCheck:
+    """Build a check that a higher trust never gets a worse ``outcome`` than a lower trust, per key."""
+    return functools.partial(_Monotonic, outcome, better, what)
 
 
 def _show(value: Any) -> str:

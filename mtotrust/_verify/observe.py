@@ -2,12 +2,13 @@
 
 :func:`observe` evaluates a cached and an uncached :class:`~mtotrust.TrustEngine` on each case (resolution,
 mail under every authentication variant, DLP alone and in a group, every Teams action, every label);
-:func:`snapshot_cases` turns every address of a real snapshot into a case without facts.
+:func:`snapshot_cases` turns addresses of a real snapshot into cases without facts. Both are generators that
+hold a bounded amount whatever the number of cases (:data:`ENGINE_SPAN`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 
 import attrs
 
@@ -17,7 +18,7 @@ from mtotrust._policy import TEAMS_ACTIONS, Policy
 from mtotrust._snapshot import Snapshot
 from mtotrust._verify.space import AUTH_VARIANTS, HOME_STATES, Case
 
-__all__ = ["Observation", "observe", "snapshot_cases"]
+__all__ = ["ENGINE_SPAN", "Observation", "observe", "snapshot_cases"]
 
 
 @attrs.frozen(slots=True)
@@ -34,18 +35,35 @@ class Observation:
     labels: dict[str, LabelDecision]
 
 
-def observe(engine: TrustEngine, plain: TrustEngine, cases: Sequence[Case], anchor: str) -> list[Observation]:
-    """Evaluate ``engine`` (and ``plain``, its uncached twin, for the resolution) on every case and app.
+ENGINE_SPAN = 4096
+"""Cases one engine (and its uncached twin) answers before a fresh pair takes over.
 
-    The group DLP decision puts each case with the next case and ``anchor`` (an internal address).
+An engine keeps the answer of every indexed address it resolved for its snapshot's life (section 5 of the
+design: per-snapshot answers); a fresh pair every span keeps what verification holds bounded, whatever the size
+of the directory."""
+
+
+def observe(snapshot: Snapshot, policy: Policy, cases: Iterable[Case], anchor: str) -> Iterator[Observation]:
+    """Evaluate a cached engine (and its uncached twin, for the resolution) on every case and app, one at a time.
+
+    The group DLP decision puts each case with the next case (the last with the first) and ``anchor`` (an
+    internal address). Cases are read one ahead and each observation is yielded as soon as it is made, so
+    nothing grows with the number of cases.
     """
-    policy = engine.policy
-    out = []
-    for i, case in enumerate(cases):
+    items = iter(cases)
+    first = next(items, None)
+    if first is None:
+        return
+    case: Case | None = first
+    n = 0
+    while case is not None:
+        if n % ENGINE_SPAN == 0:
+            engine, plain = TrustEngine(snapshot, policy), TrustEngine(snapshot, policy, cache_size=0)
+        following = next(items, None)
         q = case.query
         domain = case.domain or "invalid.example"
-        neighbour = cases[(i + 1) % len(cases)].query
-        out.append(Observation(
+        neighbour = (following if following is not None else first).query
+        yield Observation(
             case=case,
             resolution=engine.resolve(q),
             uncached=plain.resolve(q),
@@ -54,15 +72,15 @@ def observe(engine: TrustEngine, plain: TrustEngine, cases: Sequence[Case], anch
             dlp_group=engine.dlp([q, neighbour, anchor]),
             teams={a: engine.teams(q, a) for a in TEAMS_ACTIONS},
             labels={name: engine.label_rights(q, name) for name in policy.labels},
-        ))
-    return out
+        )
+        case, n = following, n + 1
 
 
-def snapshot_cases(snapshot: Snapshot, policy: Policy) -> list[Case]:
-    """Return a case per indexed address of ``snapshot``, its home state read from the engine's resolution."""
-    engine = TrustEngine(snapshot, policy, cache_size=0)
-    cases = []
-    for address in sorted(snapshot.addresses()):
+def snapshot_cases(snapshot: Snapshot, policy: Policy, addresses: Iterable[str]) -> Iterator[Case]:
+    """Yield a case per address of ``addresses`` (indexed in ``snapshot``), its home state read from the engine."""
+    for n, address in enumerate(addresses):
+        if n % ENGINE_SPAN == 0:
+            engine = TrustEngine(snapshot, policy, cache_size=0)
         resolution = engine.resolve(address)
         home = resolution.home_tenant_id
         domain = address.rpartition("@")[2]
@@ -76,6 +94,4 @@ def snapshot_cases(snapshot: Snapshot, policy: Policy) -> list[Case]:
         else:
             state = "not_in_mto"
         local = domain in snapshot.local_domains
-        cases.append(Case(address, None, address, domain, local or domain in snapshot.mto_domains, local, None,
-                          state))
-    return cases
+        yield Case(address, None, address, domain, local or domain in snapshot.mto_domains, local, None, state)

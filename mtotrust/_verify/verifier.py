@@ -8,21 +8,22 @@ on every case and app (:mod:`mtotrust._verify.observe`), checks the chosen invar
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import attrs
 
-from mtotrust._engine import TrustEngine
 from mtotrust._explain import explain
-from mtotrust._policy import Policy
-from mtotrust._snapshot import Snapshot
+from mtotrust._policy import TEAMS_ACTIONS, Policy
+from mtotrust._snapshot import Progress, Snapshot
 from mtotrust._verify.enumeration import enumerate_space
-from mtotrust._verify.invariants import INVARIANTS, Invariant, Violation
-from mtotrust._verify.observe import observe, snapshot_cases
+from mtotrust._verify.invariants import INVARIANTS, Invariant, Violation, scan
+from mtotrust._verify.observe import Observation, observe, snapshot_cases
+from mtotrust._verify.space import AUTH_VARIANTS, Case
 
-__all__ = ["Finding", "Report", "verify"]
+__all__ = ["ADDRESSES", "PROGRESS_EVERY", "SPACE", "Checker", "Finding", "Report", "verify"]
 
 
 @attrs.frozen(slots=True)
@@ -62,19 +63,56 @@ class Finding:
         return "\n".join(lines)
 
 
-def _key(item: tuple[int, Violation]) -> tuple[int, int, str, int]:
-    order, v = item
-    facts = v.observation.case.facts
-    return (facts.complexity if facts else 99, len(v.observation.case.identity), v.observation.case.identity, order)
+def _rank(case: Case, order: int) -> tuple[int, int, str, int]:
+    """How minimal a counterexample is: closest to a plain active member, then the shortest identity, then first."""
+    return (case.facts.complexity if case.facts else 99, len(case.identity), case.identity, order)
 
 
-def _finding(inv: Invariant, found: list[Violation]) -> Finding:
-    _, v = min(enumerate(found), key=_key)
+def _finding(inv: Invariant, count: int, v: Violation) -> Finding:
     case = v.observation.case
-    return Finding(invariant=inv.name, summary=inv.summary, count=len(found), identity=case.identity,
+    return Finding(invariant=inv.name, summary=inv.summary, count=count, identity=case.identity,
                    tenant_id=case.tenant_id, attributes=case.facts.describe() if case.facts else "from the given "
                    "snapshot", app=v.app, detail=v.detail, explanation=explain(v.decision),
                    contrast=explain(v.also) if v.also else None)
+
+
+class Checker:
+    """The invariants' verdict over a stream of observations, kept in bounded memory.
+
+    Per invariant only the count of its violations and its minimal counterexample so far are kept (the
+    minimum of :func:`_rank`, the same one a full list of violations would give), and the observations pass
+    through :func:`~mtotrust._verify.invariants.scan` once, so a directory of any size costs the same memory.
+    """
+
+    def __init__(self, invariants: Iterable[Invariant], policy: Policy) -> None:
+        self.invariants = tuple(invariants)
+        self.policy = policy
+        self.cases = 0
+        self.decisions = 0
+        self._per_case = 2 + len(AUTH_VARIANTS) + 2 + len(TEAMS_ACTIONS) + len(policy.labels)
+        self._counts: dict[str, int] = {}
+        self._best: dict[str, tuple[tuple[int, int, str, int], Violation]] = {}
+
+    def _counted(self, observations: Iterable[Observation]) -> Iterator[Observation]:
+        for obs in observations:
+            self.cases += 1
+            self.decisions += self._per_case
+            yield obs
+
+    def check(self, observations: Iterable[Observation]) -> None:
+        """Check every invariant on ``observations`` (read once, not kept); call once per run."""
+        for inv, v in scan(self.invariants, self._counted(observations), self.policy):
+            order = self._counts.get(inv.name, 0)
+            self._counts[inv.name] = order + 1
+            rank = _rank(v.observation.case, order)
+            best = self._best.get(inv.name)
+            if best is None or rank < best[0]:
+                self._best[inv.name] = (rank, v)
+
+    def findings(self) -> tuple[Finding, ...]:
+        """Return a finding per violated invariant, in the order the invariants were given."""
+        return tuple(_finding(inv, self._counts[inv.name], self._best[inv.name][1])
+                     for inv in self.invariants if inv.name in self._best)
 
 
 @attrs.frozen(slots=True)
@@ -117,14 +155,48 @@ class Report:
         return "\n".join(lines)
 
 
+SPACE = "attribute space"
+"""``what`` of :func:`verify`'s progress while it checks the synthetic attribute space (counting cases)."""
+ADDRESSES = "snapshot addresses"
+"""``what`` of :func:`verify`'s progress while it checks the given snapshot (counting indexed addresses)."""
+PROGRESS_EVERY = 1000
+"""Cases between two progress calls."""
+
+
+def _reported(observations: Iterable[Observation], total: int, progress: Progress | None, what: str
+              ) -> Iterator[Observation]:
+    """Yield ``observations``, calling ``progress(done, total, what)`` before the first, every so often and last.
+
+    ``done`` counts the observations the consumer has finished with: it is called once the consumer asks for
+    the next one, so ``done == total`` means the whole phase is checked.
+    """
+    if progress is not None:
+        progress(0, total, what)
+    for done, obs in enumerate(observations, start=1):
+        yield obs
+        if progress is not None and (done % PROGRESS_EVERY == 0 or done == total):
+            progress(done, total, what)
+
+
 def verify(policy: Policy | None = None, snapshot: Snapshot | None = None, *,
-           invariants: Iterable[Invariant | str] | None = None) -> Report:
+           invariants: Iterable[Invariant | str] | None = None, progress: Progress | None = None) -> Report:
     """Enumerate the attribute space, evaluate the real engine everywhere and check the invariants.
+
+    Memory stays bounded whatever the size of ``snapshot``: its addresses are checked one at a time, and each
+    invariant keeps only its count and its minimal counterexample so far (:class:`Checker`). Each address is
+    checked on its own rather than one representative per class of equal attributes: the verifier is there to
+    catch an engine whose answers depend on more than a correct one reads (an address, a cache key, a DLP group
+    with its neighbour), so it cannot assume that every member of a class gets its representative's answers.
 
     Args:
         policy: the policy to verify (default :meth:`Policy.default`).
         snapshot: a real snapshot whose every indexed address is checked too (the space is always checked).
         invariants: the invariants (or their names) to check; default all of :data:`INVARIANTS`.
+        progress: if given, called as ``progress(done, total, what)``: for the space (``what`` is
+            :data:`SPACE`, counting its cases), then for the snapshot (:data:`ADDRESSES`, counting its indexed
+            addresses), before the first case, every :data:`PROGRESS_EVERY` cases and with ``done == total`` at
+            the end of each phase. It runs on the calling thread; an exception it raises stops the verification
+            and propagates.
 
     Returns:
         a :class:`Report`; ``report.ok`` is true when nothing is violated.
@@ -133,25 +205,20 @@ def verify(policy: Policy | None = None, snapshot: Snapshot | None = None, *,
         KeyError: for an unknown invariant name.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``progress``; memory no longer grows with the snapshot.
     """
     policy = policy if policy is not None else Policy.default()
     by_name = {i.name: i for i in INVARIANTS}
     chosen = [by_name[i] if isinstance(i, str) else i for i in (invariants if invariants is not None else INVARIANTS)]
     start = time.perf_counter()
     space, cases = enumerate_space(policy)
-    observations = observe(TrustEngine(space, policy), TrustEngine(space, policy, cache_size=0), cases,
-                            "megan@contoso.com")
+    checker = Checker(chosen, policy)
+    stream: Iterable[Observation] = _reported(observe(space, policy, cases, "megan@contoso.com"), len(cases),
+                                              progress, SPACE)
     if snapshot is not None:
-        extra = snapshot_cases(snapshot, policy)
-        if extra:
-            anchor = extra[0].identity
-            observations += observe(TrustEngine(snapshot, policy), TrustEngine(snapshot, policy, cache_size=0),
-                                     extra, anchor)
-    findings = []
-    for inv in chosen:
-        found = inv.violations(observations, policy)
-        if found:
-            findings.append(_finding(inv, found))
-    decisions = sum(2 + len(o.mail) + 2 + len(o.teams) + len(o.labels) for o in observations)
-    return Report(policy.fingerprint, len(observations), decisions, time.perf_counter() - start,
-                  tuple(i.name for i in chosen), tuple(findings))
+        addresses = sorted(snapshot.addresses())
+        extra = observe(snapshot, policy, snapshot_cases(snapshot, policy, addresses), next(iter(addresses), ""))
+        stream = itertools.chain(stream, _reported(extra, len(addresses), progress, ADDRESSES))
+    checker.check(stream)
+    return Report(policy.fingerprint, checker.cases, checker.decisions, time.perf_counter() - start,
+                  tuple(i.name for i in chosen), checker.findings())
