@@ -77,25 +77,20 @@ _HEAD = re.compile(rf"{_FIELD_PREFIX}{_WS}*([^ \t\r\n;(]*){_WS}*([=/(]?)")
 _ID_TOKEN = re.compile(r"[^ \t\r\n;(]*")
 
 
-# The fast path (see _fast_parse): the common form of a value, as one possessive pattern. A comment in it holds no
-# parenthesis, backslash, ";" or control character, a folding is CRLF and a blank, and there is no quoted-string,
-# so ";" only ever separates results. Whatever it does not match goes to _Parser, which reads every form.
-_FAST_COMMENT = r"\([^()\\;\x00-\x1f\x7f-\x9f]*+\)"
-_FAST_CFWS = rf"(?:[ \t]++|\r\n[ \t]|{_FAST_COMMENT})*+"
-_FAST_KEYWORD = r"[A-Za-z0-9_-]++"
-_FAST_VALUE = r'[^\x00-\x20\x7f-\x9f;()"]++'
-_FAST_RESINFO = (rf"{_FAST_KEYWORD}{_FAST_CFWS}(?:/{_FAST_CFWS}[0-9]++{_FAST_CFWS})?={_FAST_CFWS}{_FAST_KEYWORD}"
-                 rf"(?:{_FAST_CFWS}{_FAST_KEYWORD}{_FAST_CFWS}(?:\.{_FAST_CFWS}{_FAST_KEYWORD}{_FAST_CFWS})?="
-                 rf"{_FAST_CFWS}{_FAST_VALUE})*+")
-_FAST_MORE = rf"(?:;{_FAST_CFWS}(?:{_FAST_RESINFO}{_FAST_CFWS})?)"
-_FAST_VALUE_FORMS = re.compile(
-    rf"{_FAST_CFWS}(?:(?P<id>[{_RFC2045_CLASS}]++){_FAST_CFWS}(?![=/])(?:0*+1(?![0-9]){_FAST_CFWS})?{_FAST_MORE}++"
-    rf"|{_FAST_RESINFO}{_FAST_CFWS}{_FAST_MORE}*+)")
-_FAST_COMMENTS = re.compile(_FAST_COMMENT)
-_FAST_HEAD = re.compile(r"[ \t\r\n]*+([A-Za-z0-9_-]++)[ \t\r\n]*+(?:/[ \t\r\n]*+[0-9]++[ \t\r\n]*+)?="
-                        r"[ \t\r\n]*+([A-Za-z0-9_-]++)")
-_FAST_PROPERTY = re.compile(r"([A-Za-z0-9_-]++)[ \t\r\n]*+(?:\.[ \t\r\n]*+([A-Za-z0-9_-]++)[ \t\r\n]*+)?="
-                            r"[ \t\r\n]*+([^\x00-\x20\x7f-\x9f;()\"]++)")
+# The fast path (see _fast_parse) reads a value without quoted-strings, backslashes or nested comments: there, once
+# its plain comments are blanked, ";" only ever separates results, and each piece is matched by one pattern.
+_FAST_COMMENT = re.compile(r"\([^()\\;]*+\)")
+_FAST_WS = r"[ \t\r\n]*+"
+_FAST_ID = re.compile(rf"{_FAST_WS}([{_RFC2045_CLASS}]++){_FAST_WS}(?:([0-9]++){_FAST_WS})?")
+_FAST_KEY = r"[A-Za-z0-9_-]++"
+_FAST_VALUE = r'[^\x00-\x20\x7f;()"]++'  # _VALUE, possessive
+# A property, with its name, its sub-name and its value as groups (for findall), and the same without groups.
+_FAST_PROPERTY = rf"({_FAST_KEY}){_FAST_WS}(?:\.{_FAST_WS}({_FAST_KEY}){_FAST_WS})?={_FAST_WS}({_FAST_VALUE})"
+_FAST_ANY_PROPERTY = rf"{_FAST_KEY}{_FAST_WS}(?:\.{_FAST_WS}{_FAST_KEY}{_FAST_WS})?={_FAST_WS}{_FAST_VALUE}"
+_FAST_RESINFO = re.compile(
+    rf"{_FAST_WS}({_FAST_KEY}){_FAST_WS}(?:/{_FAST_WS}[0-9]++{_FAST_WS})?={_FAST_WS}({_FAST_KEY})"
+    rf"((?:{_FAST_WS}{_FAST_ANY_PROPERTY})*+){_FAST_WS}")
+_FAST_PROPERTIES = re.compile(_FAST_PROPERTY)
 
 
 @attrs.frozen(slots=True)
@@ -318,36 +313,51 @@ class _Parser:
 
 
 def _fast_parse(value: str) -> AuthResults | None:
-    """Parse a value of the common form (see ``_FAST_VALUE_FORMS``) as :class:`_Parser` does, else ``None``.
+    """Parse a value of the common form as :class:`_Parser` does, or return ``None`` (the parser decides).
 
-    One match of the whole value checks its form; then, as ";" separates results only and comments are plain,
-    each result is read from its piece with its comments blanked. ``tests/test_mailauth_fast.py`` pins it to the
-    parser: on any value where it answers, the answer is the parser's.
+    The common form is what boundaries and Exchange Online write: no quoted-string, no backslash, comments that
+    hold no parenthesis or ";", and no character the parser refuses. Its comments blanked, the value splits at
+    ";" into pieces, each matched whole by one pattern. ``tests/test_mailauth_fast.py`` pins it to the parser:
+    wherever it answers, the answer is the parser's.
     """
     text = value.rstrip("\r\n")
     field = _FIELD.match(text)
-    start = field.end() if field else 0
-    form = _FAST_VALUE_FORMS.fullmatch(text, start)
-    if form is None:
+    if field and field.end():
+        text = text[field.end():]
+    if '"' in text or "\\" in text or _CONTROL.search(text) or _BAD_BREAK.search(text):
         return None
-    pieces = _FAST_COMMENTS.sub(" ", text[start:]).split(";") if "(" in text else text[start:].split(";")
-    authserv_id = form.group("id")
-    results = []
-    for piece in pieces[1:] if authserv_id is not None else pieces:
-        head = _FAST_HEAD.match(piece)
-        if head is None:  # an empty result, such as a trailing ";"
-            continue
-        method = head.group(1).lower()
+    if "(" in text or ")" in text:
+        text = _FAST_COMMENT.sub(" ", text)
+        if "(" in text or ")" in text:  # nested, unclosed or holding ";"
+            return None
+    pieces = text.split(";")
+    head = _FAST_ID.fullmatch(pieces[0])
+    if head is not None:  # an authserv-id, and perhaps a version, then at least one ";"
+        version = head.group(2)
+        if len(pieces) == 1 or (version is not None and version.lstrip("0") != "1"):
+            return None
+        authserv_id: str | None = head.group(1)
+        del pieces[0]
+    else:
+        authserv_id = None
+    results: list[MethodResult] = []
+    for piece in pieces:
+        found = _FAST_RESINFO.fullmatch(piece)
+        if found is None:
+            if piece.strip(" \t\r\n") or (authserv_id is None and not results):  # Exchange Online's form
+                return None  # starts with a result
+            continue  # an empty result, such as a trailing ";"
+        method, result, rest = found.groups()
+        method = method.lower()
         if method == "none":  # RFC 8601's no-result, or a method of that name: the parser tells them apart
             return None
-        reason, properties = None, []
-        for found in _FAST_PROPERTY.finditer(piece, head.end()):
-            key, sub, prop = found.groups()
-            key = key.lower() if sub is None else f"{key.lower()}.{sub.lower()}"
+        reason, properties = None, list[tuple[str, str]]()
+        for name, sub, prop in _FAST_PROPERTIES.findall(rest) if rest else ():
+            key = f"{name.lower()}.{sub.lower()}" if sub else name.lower()
             if key == "reason" and reason is None:
                 reason = prop
             properties.append((key, prop))
-        results.append(MethodResult(method, head.group(2).lower(), reason, tuple(properties)))
+        results.append(MethodResult(method, result.lower(), reason, tuple(properties)))
     return AuthResults(authserv_id, tuple(results))
 
 
