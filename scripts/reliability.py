@@ -3,6 +3,7 @@
     python scripts/reliability.py                 # corpus, concurrency stress, SIGKILL test, CLI (about a minute)
     python scripts/reliability.py --soak 10000000 # plus a 10M-decision soak with RSS at start and end
     python scripts/reliability.py --forged 1000000 --dlp-calls 5000000   # the figures of docs/security.md
+    python scripts/reliability.py --faults-only --quick                  # only the fault scenarios, small sizes
 
 It runs the same corpus and harness as tests/test_reliability_*.py (tests/hostile.py): every hostile input
 through every public entry point (engine.resolve/mail/dlp/label_rights/teams, parse_identity,
@@ -10,6 +11,9 @@ Snapshot.load/from_documents/with_delta, Policy.load/from_data, and the CLI in a
 against 100 delta-and-swap rounds, 100 SIGKILLs of a process saving the store, and 20,000 single-bit flips of a
 saved store (plus 1,000 with its seal rebuilt). Exit status 1 if anything crashed, failed open, mixed generations,
 lost the store or loaded a flipped store as another directory.
+
+Then the fault scenarios of ``scripts/faults/`` (one module per class: decision-log targets that stall, are slow
+or full; CLI faults; killed and failed store saves; big inputs; lint on big directories), one printed row each.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import faults.cli
+import faults.lint
+import faults.log
+import faults.scale
+import faults.store
 import hostile as h
 
 import mtotrust
@@ -154,10 +163,23 @@ def main() -> int:
                         "snapshot swaps (5000000 for the figure in docs/security.md)")
     parser.add_argument("--flips", type=int, default=20_000, metavar="N", help="single-bit flips of a saved store, "
                         "each loaded with default options (1,000 more with the seal rebuilt)")
+    parser.add_argument("--quick", action="store_true", help="run the fault scenarios at small sizes")
+    parser.add_argument("--faults-only", action="store_true", help="run only the fault scenarios")
     args = parser.parse_args()
     started = time.perf_counter()
     print(f"mtotrust {mtotrust.__version__} reliability run, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
           f"Python {platform.python_version()}, {platform.system()} {platform.machine()}")
+    ok = args.faults_only or corpus_and_stress(args)
+    for module in (faults.log, faults.cli, faults.store, faults.scale, faults.lint):
+        for row in module.run(quick=args.quick):
+            print(f"  {'ok  ' if row.ok else 'FAIL'} {row.scenario:60} {row.value}")
+            ok = ok and row.ok
+    print(f"total {time.perf_counter() - started:.1f} s: {'OK' if ok else 'FAILURES'}")
+    return 0 if ok else 1
+
+
+def corpus_and_stress(args: argparse.Namespace) -> bool:
+    """Run the corpus, the swaps, the kills, the bit flips (and the soak); print them; return whether all held."""
     total = h.Tally()
     with tempfile.TemporaryDirectory() as tmp:
         parts = [("identities x engine entry points (cached)", lambda: h.run_identity_corpus(
@@ -182,7 +204,8 @@ def main() -> int:
           f"errors {len(swaps.errors)}, cache peak {swaps.max_cache_entries})")
     kills = h.kill_writer(kills=100)
     print(f"kills survived {kills.survived}/{kills.kills} ({kills.saves_completed} complete saves between kills; "
-          f"{kills.leftover_temp_files} orphaned temp files left by killed writers)")
+          f"{kills.temp_files_after_kills} files left by killed writers, {kills.leftover_temp_files} after the next "
+          "save)")
     for failure in kills.failures[:5]:
         print(f"      {failure}")
     forged = h.forged_ext_memory(args.forged)
@@ -198,6 +221,7 @@ def main() -> int:
               + ", ".join(f"{o} {n}" for o, n in outcomes.items()))
     flips_failed = bool(flips["default", "another"]) or any(o.startswith("crash") for _, o in flips)
     ok = not (total.crashes or total.fail_open or swaps.mixed or swaps.stale or swaps.errors or kills.failures
+              or kills.leftover_temp_files
               or forged.wrong or forged.answers > 2 or mix.mixed or flips_failed)
     if args.soak:
         result = soak(args.soak)
@@ -205,8 +229,7 @@ def main() -> int:
               f"{result['rss_start_kib'] / 1024:.1f} MiB, end {result['rss_end_kib'] / 1024:.1f} MiB, every 10%: "
               + ", ".join(f"{m / 1024:.1f}" for m in result["rss_marks_kib"])  # type: ignore[union-attr]
               + f" MiB; cache {result['cache_entries']}/{result['cache_size']}")
-    print(f"total {time.perf_counter() - started:.1f} s: {'OK' if ok else 'FAILURES'}")
-    return 0 if ok else 1
+    return ok
 
 
 if __name__ == "__main__":
