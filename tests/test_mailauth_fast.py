@@ -51,7 +51,7 @@ def near_common_form() -> st.SearchStrategy[str]:
     return st.one_of(insert, drop)
 
 
-@settings(max_examples=1500)
+@settings(max_examples=1000)
 @given(st.one_of(pieces, near_common_form()))
 def test_where_the_fast_path_answers_it_answers_as_the_parser(value: str) -> None:
     fast = _fast_parse(value)
