@@ -15,8 +15,9 @@ so the decision cache never answers for a parse), on the bundled sample director
 - ``engine.mail(sender, header)``: the whole decision on the raw value, for a boundary header, an Exchange Online
   header (policy accepting them), and a list of 3 values of which only the topmost counts.
 - ``engine.mail(sender, MailAuth)`` against ``engine.resolve(sender)``.
-- ``engine.mail_message`` on a 2 KB message with 12 header fields, and the share of it that is the ``email``
-  package's parsing of the message.
+- ``engine.mail_message`` on a 2 KB message with 12 header fields, against ``engine.mail`` of the same From and
+  header, and what the ``email`` package's header parser alone costs on it (mtotrust reads a plain header
+  section without it).
 
 Targets (issue "the mail path as fast as the lookup"): raw header at most 1.5x the naive parse and at least 50x
 faster than authres; 3 headers at most 1.2x one; ``MailAuth`` at most 5x ``resolve``. They are reported, never
@@ -148,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     headers = email.parser.BytesHeaderParser(policy=email.policy.compat32)
     parse_only = per_call(headers.parsebytes, messages, repeats)
     whole = per_call(engine.mail_message, messages, repeats)
-    rows += [("engine.mail_message(2 KB, 12 fields)", whole, f"{parse_only / whole:.0%} of it is the email "
-              f"package's header parsing ({parse_only:.1f} us)")]
+    rows += [("engine.mail_message(2 KB, 12 fields)", whole, f"{whole / mail_b:.2f}x engine.mail of its fields; "
+              f"the email package's header parser alone: {parse_only:.1f} us ({parse_only / whole:.0%}; skipped "
+              "for a plain header section)")]
     print(f"mail path, {n} distinct messages, median of {repeats} passes, uncached engines")
     for name, us, note in rows:
         print(f"  {name:50} {us:8.2f} us  {note}")

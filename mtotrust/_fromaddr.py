@@ -364,6 +364,52 @@ def _hidden_field(message: email.message.Message, *, parsed_here: bool) -> str |
     return None
 
 
+def _plain_section(end: str) -> re.Pattern[str]:
+    """Return the pattern of a plain header section with line end ``end`` (see :func:`_plain_fields`)."""
+    line = rf"[^\r\n]*+{end}"
+    return re.compile(rf"(?:[!-9;-~]++:{line}(?:[ \t]{line})*+)*+(?:{end}|[!-9;-~]++:[^\r\n]*+)?")
+
+
+def _wanted_fields(end: str) -> re.Pattern[str]:
+    """Return the pattern of one From or Authentication-Results field, its value (source lines) as group 2."""
+    return re.compile(rf"^(from|authentication-results):((?:[^\r\n]*+(?:{end}[ \t][^\r\n]*+)*+))",
+                      re.IGNORECASE | re.MULTILINE)
+
+
+# For a section with CRLF line ends, and one with LF alone. A field's name is printable ASCII but ":", as the
+# standard library's parser reads it; ASCII makes IGNORECASE exactly str.lower() equality.
+_PLAIN = {"\r\n": (_plain_section("\r\n"), _wanted_fields("\r\n")), "\n": (_plain_section("\n"), _wanted_fields("\n"))}
+_LINE_BREAKS_OF_STR = frozenset("\v\f\x1c\x1d\x1e")
+"""ASCII characters ``str.splitlines`` and ``re``'s ``^`` may break a line at, or which the parser may treat so."""
+
+
+def _plain_fields(block: bytes) -> tuple[list[str], list[str]] | None:
+    """Read a plain header section as the standard library's parser reads it, or return ``None`` (it decides).
+
+    Plain means ASCII, one kind of line end (CRLF, or LF alone), and every line a field (``name:`` with nothing
+    between the name and the colon) or the folded continuation of one, up to an empty line. That is what a
+    mail server passes on; the parser (``compat32``, as :data:`_HEADER_PARSER`) reads it with no defect, and
+    each value is its ``header_source_parse``: the text after the colon, left-stripped, with the continuation
+    lines, right-stripped of line ends. ``tests/test_fromaddr_fast.py`` pins it to the parser: wherever it
+    answers, the answer is the parser's.
+    """
+    if not block.isascii():
+        return None
+    text = block.decode("ascii")
+    crlf = text.count("\r\n")
+    if crlf != text.count("\r") or (crlf and crlf != text.count("\n")) or not _LINE_BREAKS_OF_STR.isdisjoint(text):
+        return None
+    section, wanted = _PLAIN["\r\n" if crlf else "\n"]
+    if section.fullmatch(text) is None:
+        return None
+    froms: list[str] = []
+    auths: list[str] = []
+    for found in wanted.finditer(text):
+        value = found.group(2).lstrip(" \t").rstrip("\r\n")
+        (froms if len(found.group(1)) == 4 else auths).append(value)
+    return froms, auths
+
+
 def message_fields(message: email.message.Message | bytes) -> tuple[list[str], list[str]]:
     """Return a message's ``From`` and ``Authentication-Results`` values, each in message order (topmost first).
 
@@ -387,6 +433,9 @@ def message_fields(message: email.message.Message | bytes) -> tuple[list[str], l
         if len(block) > MAX_HEADER_BYTES:
             raise _from_error(_MISSING, f"a header section of {len(block)} bytes (more than {MAX_HEADER_BYTES})",
                               block[:80])
+        fields = _plain_fields(block)
+        if fields is not None:
+            return fields
         message = _HEADER_PARSER.parsebytes(block)
         parsed_here = True
     elif isinstance(message, email.message.Message):
