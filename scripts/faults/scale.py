@@ -3,13 +3,14 @@
 - **Many addresses on one user**: a folder whose one user has 10k, 20k and 100k ``proxyAddresses`` (then
   ``otherMails``) is loaded (``Snapshot.load``), saved (``Snapshot.save``) and given a one-field delta
   (``with_delta``); each figure is the best of three. Linear means the 100k figure is about ten times the 10k
-  one; the rule allows twice that (timer noise on the small sizes).
+  one; the rule allows three times that (the 10k figures are a few milliseconds, so noise moves the ratio a
+  lot), which still tells linear from quadratic (a hundred times).
 - **A 1M-row domains.json**: a store holding 1M domains (quick: 100k) is loaded; its confusable skeletons must
   not be computed by the load (the rule) but on the first lookup that needs them, whose cost is shown too, and
   the store answers that lookup as the folder does.
 - **One huge users page**: the same seeded directory (``python -m benchmarks.generate``, 1M users, about 550 MB
-  of pages; quick: 50k users with the streaming threshold and window lowered to 1 MiB in the child) loaded from one page
-  (streamed), from one page with the whole-page reader (the reading before streaming) and from 1,000-user
+  of pages; quick: 50k users with the streaming threshold and window lowered to 1 MiB in the child) loaded from
+  one page (streamed), from one page with the whole-page reader (the reading before streaming) and from 1,000-user
   pages, each in its own process that reports its peak RSS (``VmHWM`` read in the child). The rule: the
   same ``Snapshot.id`` everywhere, and the streamed page peaks at most 1.5 page sizes above the small pages.
 """
@@ -33,7 +34,7 @@ __all__ = ["run"]
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANT = "11111111-1111-4111-8111-111111111111"
-LINEAR_SLACK = 2.0  # the largest size may cost up to twice its share of the smallest size's time
+LINEAR_SLACK = 3.0  # the largest size may cost up to three times its share of the smallest size's time
 PAGE_SLACK = 1.5  # the streamed page may peak this many page sizes above the 1,000-user pages
 
 _LOAD = """
