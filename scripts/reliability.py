@@ -13,7 +13,8 @@ saved store (plus 1,000 with its seal rebuilt). Exit status 1 if anything crashe
 lost the store or loaded a flipped store as another directory.
 
 Then the fault scenarios of ``scripts/faults/`` (one module per class: decision-log targets that stall, are slow
-or full; CLI faults; killed and failed store saves; big inputs; lint on big directories), one printed row each.
+or full; files that are not what they claim; CLI faults; killed and failed store saves; big inputs; lint on big
+directories), one printed row each.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import faults.cli
+import faults.files
 import faults.lint
 import faults.log
 import faults.scale
@@ -170,7 +172,7 @@ def main() -> int:
     print(f"mtotrust {mtotrust.__version__} reliability run, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
           f"Python {platform.python_version()}, {platform.system()} {platform.machine()}")
     ok = args.faults_only or corpus_and_stress(args)
-    for module in (faults.log, faults.cli, faults.store, faults.scale, faults.lint):
+    for module in (faults.log, faults.files, faults.cli, faults.store, faults.scale, faults.lint):
         for row in module.run(quick=args.quick):
             print(f"  {'ok  ' if row.ok else 'FAIL'} {row.scenario:60} {row.value}")
             ok = ok and row.ok
