@@ -18,8 +18,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mtotrust"
 
 # Upstream first. A module may import only modules of earlier layers (or of its own package, for a package).
 LAYERS = [
-    "mtotrust._version", "mtotrust._errors", "mtotrust._files", "mtotrust._model", "mtotrust._confusables", "mtotrust._address",
-    "mtotrust._graph", "mtotrust._overlay", "mtotrust._directory", "mtotrust._ingest", "mtotrust._store",
+    "mtotrust._version", "mtotrust._errors", "mtotrust._files", "mtotrust._model", "mtotrust._confusables",
+    "mtotrust._address", "mtotrust._graph", "mtotrust._overlay", "mtotrust._directory", "mtotrust._ingest",
+    "mtotrust._store",
     "mtotrust._snapshot", "mtotrust._policy", "mtotrust._explain", "mtotrust._resolve", "mtotrust._fromaddr",
     "mtotrust.mailauth",
     "mtotrust._apps", "mtotrust._decisionlog", "mtotrust._engine", "mtotrust._builder", "mtotrust._verify",
