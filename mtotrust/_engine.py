@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import email.message
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -35,7 +36,7 @@ import cachetools
 
 from mtotrust import _apps as apps
 from mtotrust import mailauth
-from mtotrust._address import MAX_ADDRESS_LENGTH, split_plain_ascii
+from mtotrust._address import ASCII_DOT_ATOM, MAX_ADDRESS_LENGTH, split_plain_ascii
 from mtotrust._decisionlog import DecisionLog, outcome
 from mtotrust._errors import FromAddressError, IdentityError, described
 from mtotrust._explain import explain
@@ -51,6 +52,7 @@ from mtotrust._model import (
     Resolution,
     TeamsDecision,
     Trust,
+    make_resolution,
 )
 from mtotrust._policy import Policy
 from mtotrust._resolve import resolve, resolve_address
@@ -65,6 +67,7 @@ _log = logging.getLogger("mtotrust")
 _UNTRUSTED, _EXTERNAL = Trust.UNTRUSTED, Trust.EXTERNAL
 _EXT = "#ext#"
 _MISS_DOMAINS = 65_536  # domains whose miss answer is kept per state
+_DOT_ATOM = re.compile(ASCII_DOT_ATOM).fullmatch
 _D = TypeVar("_D", LabelDecision, TeamsDecision)
 
 
@@ -97,7 +100,7 @@ class _State:
     """One consistent view: a snapshot, a policy, and what was computed from exactly those two."""
 
     __slots__ = ("answers", "blocks", "cache", "changed", "fingerprint", "generation", "inherited", "lock", "misses",
-                 "policy", "snapshot", "snapshot_id", "stale_after")
+                 "policy", "reason_sets", "snapshot", "snapshot_id", "stale_after")
 
     def __init__(self, snapshot: Snapshot, policy: Policy, cache_size: int) -> None:
         self.snapshot = snapshot
@@ -108,9 +111,11 @@ class _State:
         self.blocks = bool(policy.block_entries)
         # Resolutions of indexed addresses, keyed by their normal form (which is also how a caller writes them).
         self.answers: dict[object, Resolution] = {}
-        # How an address that no object carries resolves at a domain: (trust, reasons, home). It depends only on
-        # the domain, so it is learned from the resolver once per domain (bounded: unknown domains are many).
-        self.misses: dict[str, tuple[Trust, tuple[str, ...], str | None]] = {}
+        # How an address that no object carries resolves at a domain: (trust, reasons, home, plain). It depends
+        # only on the domain, so it is learned from the resolver once per domain (bounded: unknown domains are
+        # many). ``plain``: the domain is one split_plain_ascii accepts (see plain_miss).
+        self.misses: dict[str, tuple[Trust, tuple[str, ...], str | None, bool]] = {}
+        self.reason_sets: dict[tuple[str, ...], tuple[str, ...]] = {}  # the one copy of each kept reasons tuple
         # After a delta: the previous state's answers, valid for every address the delta did not touch.
         self.inherited: dict[object, Resolution] = {}
         self.changed: frozenset[str] = frozenset()
@@ -144,27 +149,69 @@ class _State:
         """Resolve ``key`` (= ``local@domain``, not among the answers yet) and keep it if it is an answer."""
         found = self.inherited.get(key)
         if found is not None and key not in self.changed and found.address not in self.changed:
-            found = self.answers[key] = attrs.evolve(found, snapshot_id=self.snapshot_id)
+            found = attrs.evolve(found, snapshot_id=self.snapshot_id)
+            self.answers[found.identity] = found  # the kept string (see keep), not the caller's copy of it
             return found
         miss = self.misses.get(domain)
         if miss is not None and not self.snapshot.lookup(key) and _EXT not in local:
-            found = Resolution(key, miss[0], miss[1], key, None, miss[2], None, self.snapshot_id, self.fingerprint)
-            return self.policy.apply(found) if self.blocks else found
+            return self.missed(key, miss)
         found = resolve_address(self.snapshot, local, domain)  # may raise IdentityError (#EXT#)
         if found.user is not None or "ambiguous_match" in found.reasons:
-            found = self.policy.apply(found)
             # Kept for the state's life only in canonical form: the indexed address itself, or an #EXT# name as
             # the directory holds it. Other spellings of a decoded #EXT# name are unbounded (every UTS-46
             # variant of the home domain decodes alike): they go through the bounded cache.
             upn = found.user.user_principal_name if found.user is not None else None
             if key == found.address or (upn is not None and upn.lower() == key):
-                self.answers[key] = found
-            return found
+                found = self.keep(found)
+                self.answers[found.identity] = found
+                return found
+            return self.policy.apply(found)
         if found.address == key:  # not a decoded #EXT# name: the answer depends only on the domain
             if len(self.misses) >= _MISS_DOMAINS:
                 self.misses.clear()
-            self.misses[domain] = (found.trust, found.reasons, found.home_tenant_id)
+            self.misses[domain] = (found.trust, found.reasons, found.home_tenant_id,
+                                   split_plain_ascii(f"a@{domain}") is not None)
         return self.policy.apply(found)
+
+    def keep(self, found: Resolution) -> Resolution:
+        """Return ``found`` (just resolved) as it is kept for the state's life: policy applied, its parts shared.
+
+        Kept answers are most of an engine's memory (one per indexed address), so they hold no string or tuple
+        of their own where an equal one exists: the identity and the address are the object's own ``mail`` string
+        when they equal it (the index holds that very object), and equal reasons tuples are one object (a small
+        vocabulary in a fixed order: a few hundred combinations at most).
+        """
+        mail = found.user.mail if found.user is not None else None
+        identity = mail if mail is not None and mail == found.identity else found.identity
+        address = found.address
+        if address == identity:
+            address = identity
+        elif mail is not None and address == mail:
+            address = mail
+        reasons = self.reason_sets.setdefault(found.reasons, found.reasons)
+        return self.policy.apply(make_resolution(identity, found.trust, reasons, address, found.user,
+                                                 found.home_tenant_id, found.tenant_id, found.snapshot_id,
+                                                 self.fingerprint))
+
+    def plain_miss(self, key: str) -> Resolution | None:
+        """Return the answer for a lower-case ASCII ``key`` that no object carries, if it is cheap to prove; else None.
+
+        What ``split_plain_ascii(key)`` and :meth:`compute` would give, without the whole-address regex: at a domain
+        whose miss answer is known and which split_plain_ascii accepts, ``key`` is a plain address exactly when its
+        local part (everything before the last ``@``: a dot-atom holds none) is a dot-atom and it is at most 320
+        characters long. ``None`` means "take the full path", not "invalid".
+        """
+        local, _, domain = key.rpartition("@")
+        miss = self.misses.get(domain)
+        if (miss is None or not miss[3] or len(key) > MAX_ADDRESS_LENGTH or _EXT in local or _DOT_ATOM(local) is None
+                or self.snapshot.lookup(key)):
+            return None
+        return self.missed(key, miss)
+
+    def missed(self, key: str, miss: tuple[Trust, tuple[str, ...], str | None, bool]) -> Resolution:
+        """Return the resolution of ``key``, an address no object carries, from its domain's miss answer."""
+        found = make_resolution(key, miss[0], miss[1], key, None, miss[2], None, self.snapshot_id, self.fingerprint)
+        return self.policy.apply(found) if self.blocks else found
 
     def put(self, key: Hashable, value: Any) -> None:
         """Store ``value`` in the bounded cache (if any)."""
@@ -323,6 +370,8 @@ class TrustEngine:
                 # normal forms: a hit proves validity too.
                 lowered = text.lower()
                 found = state.answers.get(lowered)
+                if found is None:
+                    found = state.plain_miss(lowered)
                 if found is not None:
                     return found
                 parts = split_plain_ascii(lowered)

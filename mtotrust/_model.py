@@ -25,6 +25,7 @@ __all__ = [
     "TeamsDecision",
     "Tenant",
     "Trust",
+    "make_resolution",
 ]
 
 
@@ -196,6 +197,34 @@ class Resolution:
         """Return a JSON-ready dict."""
         return {**_identity_dict(self), "snapshot_id": self.snapshot_id,
                 "policy_fingerprint": self.policy_fingerprint}
+
+
+_new = object.__new__
+# The slots of Resolution in field order: set directly, they skip the frozen __setattr__ attrs' __init__ goes
+# through (one bound object.__setattr__ call per field).
+(_set_identity, _set_trust, _set_reasons, _set_address, _set_user, _set_home_tenant_id, _set_tenant_id,
+ _set_snapshot_id, _set_policy_fingerprint) = (Resolution.__dict__[f.name].__set__ for f in attrs.fields(Resolution))
+
+
+def make_resolution(identity: str, trust: Trust, reasons: tuple[str, ...], address: str | None,
+                    user: DirectoryUser | None, home_tenant_id: str | None, tenant_id: str | None, snapshot_id: str,
+                    policy_fingerprint: str) -> Resolution:
+    """Return ``Resolution(identity, trust, ...)`` (every field, in field order), built about a third faster.
+
+    For the engine's per-call answers (an address no object carries); ``tests/test_fastpaths_core.py`` pins it
+    to the attrs ``__init__``.
+    """
+    resolution = _new(Resolution)
+    _set_identity(resolution, identity)
+    _set_trust(resolution, trust)
+    _set_reasons(resolution, reasons)
+    _set_address(resolution, address)
+    _set_user(resolution, user)
+    _set_home_tenant_id(resolution, home_tenant_id)
+    _set_tenant_id(resolution, tenant_id)
+    _set_snapshot_id(resolution, snapshot_id)
+    _set_policy_fingerprint(resolution, policy_fingerprint)
+    return resolution
 
 
 @attrs.frozen(slots=True)

@@ -46,10 +46,12 @@ def home_tenant(snapshot: Snapshot, domain: str) -> str | None:
     return snapshot.domain_tenants.get(domain)
 
 
-def _invalid(identity: object, tenant_id: object, snapshot_id: str) -> Resolution:
+def _invalid(identity: object, tenant_id: object, snapshot_id: str, policy_fingerprint: str) -> Resolution:
     text = identity if isinstance(identity, str) else described(identity)
+    # made with the fingerprint already, so Policy.apply has nothing to change (an evolve per invalid identity)
     return Resolution(identity=text, trust=_UNTRUSTED, reasons=("invalid_identity",),
-                      tenant_id=tenant_id if isinstance(tenant_id, str) else None, snapshot_id=snapshot_id)
+                      tenant_id=tenant_id if isinstance(tenant_id, str) else None, snapshot_id=snapshot_id,
+                      policy_fingerprint=policy_fingerprint)
 
 
 _default_policy: list[Policy] = []  # Policy.default(), built on first use (policies are immutable)
@@ -77,13 +79,13 @@ def resolve(snapshot: Snapshot, identity: IdentityLike, policy: Policy | None = 
     else:
         text, tenant_id = identity, None
     if not isinstance(text, str) or (tenant_id is not None and not isinstance(tenant_id, str)):
-        resolution = _invalid(text, tenant_id, snapshot.id)
+        resolution = _invalid(text, tenant_id, snapshot.id, policy.fingerprint)
     else:
         try:
             local, domain = normalize_address(text)
             resolution = resolve_address(snapshot, local, domain) if answer is None else answer(local, domain)
         except IdentityError:
-            resolution = _invalid(text, tenant_id, snapshot.id)
+            resolution = _invalid(text, tenant_id, snapshot.id, policy.fingerprint)
         else:
             if tenant_id is not None:
                 resolution = check_tenant_id(resolution, tenant_id)
