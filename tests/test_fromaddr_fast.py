@@ -7,6 +7,7 @@ line end, every line a field or its continuation); wherever it answers, its ``Fr
 
 from __future__ import annotations
 
+import re
 from unittest import mock
 
 import pytest
@@ -75,3 +76,46 @@ def test_plain_sections_take_the_fast_path(fields: list[tuple[str, list[str]]], 
     block = ("".join(end.join([first, *rest]) + end for first, rest in fields) + end).encode()
     assert _plain_fields(block) is not None
     assert _plain_fields(block) == parser_fields(block)
+
+
+# -- the From value -------------------------------------------------------------------------------------------
+
+FROM_PIECES = [
+    "cameron@fabrikam.com", "Cameron.White@Fabrikam.COM", "a", "b.c", "@", ".", "..", "<", ">", " ", "  ", "\t",
+    '"Cameron White"', '"Doe, John"', '"a\\"b"', '""', '"', "Cameron", "White", "=?utf-8?q?J=C3=B6rg?=",
+    "=?a?q?x.y?=", "=?", "?=", "(comment)", "(", ")", ",", ";", ":", "group:", "[1.2.3.4]", "\r\n ", "\r\n",
+    "é", "x!#$%&'*+/=?^_`{|}~-y", "mailto:", "<>", '"a b"@x.y', "a@b", "a@b.", ".a@b",
+]
+
+
+def one_mailbox(value: str, *, fast: bool) -> str:
+    """``_one_mailbox(value)``, or the reason it refused the value; with or without the plain-form fast path."""
+    with mock.patch.object(fromaddr, "_PLAIN_FROM", fromaddr._PLAIN_FROM if fast else re.compile(r"(?!)")):
+        try:
+            return fromaddr._one_mailbox(value)
+        except FromAddressError as exc:
+            return f"refused: {exc.reason}"
+
+
+def plain_from() -> st.SearchStrategy[str]:
+    """From values of the plain forms, as mail clients write them."""
+    atom = st.sampled_from(["Cameron", "White", "ada", "O'Brien", "x_y", "J.", "a-b"])
+    name = st.lists(st.one_of(atom, st.sampled_from(['"Cameron White"', '"Doe, John"', '""', '"é"'])), max_size=3)
+    addr = st.sampled_from(["cameron@fabrikam.com", "Ada.L@Contoso.COM", "a+b@c.d", "x@y", "a..b@c", "a@b..c"])
+    return st.tuples(st.sampled_from(["", " "]), name, st.sampled_from([" ", "", "  "]), addr, st.booleans(),
+                     st.sampled_from(["", " ", "\t"])).map(
+        lambda t: f"{t[0]}{' '.join(t[1])}{t[2]}<{t[3]}>{t[5]}" if t[4] or t[1] else f"{t[0]}{t[3]}{t[5]}")
+
+
+@settings(max_examples=1500)
+@given(st.one_of(st.lists(st.sampled_from(FROM_PIECES), max_size=10).map("".join), plain_from()))
+def test_a_from_value_reads_the_same_with_and_without_the_fast_path(value: str) -> None:
+    assert one_mailbox(value, fast=True) == one_mailbox(value, fast=False)
+
+
+def test_the_fast_path_reads_what_mail_clients_write() -> None:
+    for value, address in [('"Cameron White" <cameron@fabrikam.com>', "cameron@fabrikam.com"),
+                           ("Ada Lovelace <Ada.L@Contoso.COM>", "Ada.L@Contoso.COM"), ("a@b.c", "a@b.c"),
+                           (" <x@y> ", "x@y")]:
+        with mock.patch.object(fromaddr, "_FromParser", side_effect=AssertionError("the parser was used")):
+            assert fromaddr._one_mailbox(value) == address
