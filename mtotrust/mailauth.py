@@ -93,7 +93,7 @@ _FAST_RESINFO = re.compile(
 _FAST_PROPERTIES = re.compile(_FAST_PROPERTY)
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)  # hashed once: the fast path's results are cache keys (see _claims)
 class MethodResult:
     """One ``resinfo``: a method, its result, the ``reason`` and every ``key=value`` pair after it.
 
@@ -642,17 +642,24 @@ _FAILED = _Claims(failed=True)
 
 
 def _claims(results: AuthResults) -> _Claims:
+    """Read parsed results for the mail decision (see :func:`_claims_of`)."""
+    return _claims_of(results.results)
+
+
+@functools.lru_cache(maxsize=4096)
+def _claims_of(results: tuple[MethodResult, ...]) -> _Claims:
     """Read parsed results for the mail decision, each pass aligned on its own (see :class:`_Claims`).
 
     DMARC and composite authentication each count by their first result, or ``fail`` if any is (as in
     :func:`to_mail_auth`). A pass counts for the domain in its own ``header.from``; a ``compauth`` pass without
     one, for the ``header.from`` of the DMARC results in the same header. So a pass for another domain, or for
-    no domain, never counts for the sender.
+    no domain, never counts for the sender. Cached: a domain's results repeat from message to message, and the
+    fast path hands out the very same :class:`MethodResult` objects for them.
     """
     dmarc: list[MethodResult] = []
     compauth: list[MethodResult] = []
     smtp_auth = failed = False
-    for result in results.results:  # one pass: this runs on every message
+    for result in results:
         if result.method == "dmarc":
             dmarc.append(result)
             failed = failed or result.result == "fail"
