@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import hmac
 import io
@@ -78,9 +79,14 @@ def _drop_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 @contextlib.contextmanager
 def _stalled(kind: str, tmp_path: Path) -> Iterator[tuple[DecisionLog, int]]:
-    """A log whose target nobody reads: an ``os.pipe()`` as a text stream, or a FIFO path with an idle reader."""
+    """A log whose target nobody reads: an ``os.pipe()`` as a text stream, or a FIFO path with an idle reader.
+
+    The pipe holds one page (4 KiB), less than the 100 lines the log may queue: whatever the thread schedule, the
+    writer is stuck in a write before the decisions are done, as with any target that stopped reading.
+    """
     if kind == "pipe":
         read_fd, write_fd = os.pipe()
+        fcntl.fcntl(read_fd, fcntl.F_SETPIPE_SZ, 4096)
         with os.fdopen(write_fd, "w", encoding="utf-8") as stream:
             yield DecisionLog(stream, salt=b"s", queue_size=100), read_fd
         return
@@ -88,6 +94,7 @@ def _stalled(kind: str, tmp_path: Path) -> Iterator[tuple[DecisionLog, int]]:
     os.mkfifo(fifo)
     read_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     os.set_blocking(read_fd, True)
+    fcntl.fcntl(read_fd, fcntl.F_SETPIPE_SZ, 4096)
     yield DecisionLog(fifo, salt=b"s", queue_size=100), read_fd
 
 
