@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import datetime as dt
 import errno
 import hmac
@@ -60,6 +61,12 @@ def _resolutions(decision: AppDecision) -> tuple[Resolution, ...]:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _warning(message: str, *args: object) -> None:
+    """Log a warning of the log's own; a handler or filter that raises only loses the warning."""
+    with contextlib.suppress(Exception):
+        _log.warning(message, *args)
 
 
 def _records(lines: collections.deque[str]) -> int:
@@ -173,6 +180,7 @@ class _Writer:
         self._closed = False
         self._abandoned = False
         self._warned_drop = self._warned_error = False
+        self._warners: list[threading.Thread] = []  # at most two: the first drop's and the first error's warning
         self._thread: threading.Thread | None = None
         self._reset_locks()
         _WRITERS.add(self)
@@ -228,12 +236,23 @@ class _Writer:
             self._accepted += 1
             self._gap = 0
 
+    def _warn(self, message: str, *args: object) -> None:
+        """Log a warning from a thread of its own: a handler writing to the sink that stalled must stall no decision.
+
+        :meth:`flush` waits for it (within its timeout), so what a flushed log said is in the host's log.
+        """
+        warner = threading.Thread(target=_warning, args=(message, *args), name="mtotrust-decision-log-warning",
+                                  daemon=True)
+        with contextlib.suppress(RuntimeError):  # no thread left: the count still says it
+            warner.start()
+            self._warners.append(warner)
+
     def _warn_drop(self) -> None:
         if self._closed:
-            _log.warning("mtotrust decision log to %s: a record came after close(); decisions go on, and such "
+            self._warn("mtotrust decision log to %s: a record came after close(); decisions go on, and such "
                          "records are counted in DecisionLog.dropped", self.target.name)
             return
-        _log.warning("mtotrust decision log to %s: the target takes lines slower than decisions come (%d lines "
+        self._warn("mtotrust decision log to %s: the target takes lines slower than decisions come (%d lines "
                      "queued); decisions go on, and records are dropped, counted in DecisionLog.dropped and noted "
                      "in the log once it takes lines again", self.target.name, self.size)
 
@@ -243,7 +262,7 @@ class _Writer:
             self.errors += records
             first, self._warned_error = not self._warned_error, True
         if first:
-            _log.warning("mtotrust decision log to %s: cannot write (%s: %s); decisions go on, and records that "
+            self._warn("mtotrust decision log to %s: cannot write (%s: %s); decisions go on, and records that "
                          "could not be written are counted in DecisionLog.errors", self.target.name,
                          type(exc).__name__, exc)
 
@@ -257,6 +276,14 @@ class _Writer:
                 if remaining is not None and remaining <= 0:
                     return False
                 self._progress.wait(remaining)
+        return self._join_warners(deadline)
+
+    def _join_warners(self, deadline: float | None) -> bool:
+        """Wait for the warnings under way to be logged, until ``deadline``; return whether they were."""
+        for warner in list(self._warners):
+            warner.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if warner.is_alive():
+                return False
         return True
 
     def stop(self) -> None:
@@ -270,13 +297,14 @@ class _Writer:
 
     def close(self, timeout: float | None) -> bool:
         """Stop, and wait up to ``timeout`` for the thread to write the queue; return whether it all went."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         self.stop()
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
             if thread.is_alive():
                 return False
-        return not self._abandoned
+        return self._join_warners(deadline) and not self._abandoned
 
     def after_fork(self) -> None:
         """In a forked child: the parent's thread is gone and its queue is the parent's to write."""
@@ -284,6 +312,7 @@ class _Writer:
         self._pending.clear()
         self._accepted = self._done = self._gap = 0
         self._thread = None
+        self._warners = []
 
     def _run(self) -> None:
         try:
@@ -415,10 +444,10 @@ class DecisionLog:
         ``reasons``, ``snapshot_id``, ``policy_fingerprint`` and ``identities``.
         """
         writer = self._writer
-        if writer.full():
-            writer.drop()
-            return
         try:
+            if writer.full():
+                writer.drop()
+                return
             app, word = outcome(decision)
             line: dict[str, Any] = {
                 "time": _now(),

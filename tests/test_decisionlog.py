@@ -64,6 +64,18 @@ class _Drain:
         return [json.loads(line) for line in b"".join(self.chunks).decode("ascii").splitlines()]
 
 
+class _StalledHandler(logging.Handler):
+    """A host's log handler writing to a sink that stalled: ``emit`` waits until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.unblock = threading.Event(), threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.entered.set()
+        self.unblock.wait(3 * HANG_GUARD)  # longer than _decide waits for a decision
+
+
 def _open_files() -> set[str]:
     """Return the paths this process has open (Linux)."""
     found = set()
@@ -118,6 +130,42 @@ class TestStalledTarget:
         assert log.dropped == sum(x["dropped"] for x in gaps)
         assert all({"dropped", "time"} == x.keys() for x in gaps)
         assert 1 == len(_drop_warnings(caplog))
+
+    def test_a_host_handler_stalled_like_the_target_stalls_no_decision(self, tmp_path: Path) -> None:
+        """The log's warnings may go to the same stalled sink as its lines (one collector for both): a handler
+        that never returns holds up only the warning, never a decision."""
+        handler = _StalledHandler()
+        logger = logging.getLogger("mtotrust")
+        logger.addHandler(handler)
+        try:
+            with _stalled("pipe", tmp_path) as (log, read_fd):
+                assert 2000 == _decide(log, threads=4, each=500)
+                assert log.dropped > 0
+                assert handler.entered.wait(HANG_GUARD), "the drop was never warned"
+                handler.unblock.set()
+                drain = _Drain(read_fd)
+                assert log.close(timeout=HANG_GUARD)
+            drain.lines()
+        finally:
+            handler.unblock.set()
+            logger.removeHandler(handler)
+
+    def test_a_raising_log_filter_never_reaches_the_decision(self, tmp_path: Path) -> None:
+        """A host's filter on the ``mtotrust`` logger that raises loses the warning, not the decision."""
+        def refuse(record: logging.LogRecord) -> bool:
+            raise RuntimeError("a broken filter")
+
+        logger = logging.getLogger("mtotrust")
+        logger.addFilter(refuse)
+        try:
+            with _stalled("pipe", tmp_path) as (log, read_fd):
+                assert 2000 == _decide(log, threads=4, each=500)
+                assert log.dropped > 0
+                drain = _Drain(read_fd)
+                assert log.close(timeout=HANG_GUARD)
+            assert 2000 == len([x for x in drain.lines() if "decision_id" in x]) + log.dropped
+        finally:
+            logger.removeFilter(refuse)
 
     def test_fifo_without_a_reader_does_not_block_the_constructor(self, tmp_path: Path) -> None:
         """A FIFO path with no reader yet builds at once; its records reach the FIFO when a reader opens it."""
