@@ -668,7 +668,12 @@ def _save_lock(target: Path) -> Iterator[None]:
         return
     lock = target.with_name(f".{target.name}.lock")
     while True:
-        fd = os.open(lock, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        # Without blocking: a FIFO planted under the lock's name would hang open() (refused just below).
+        fd = os.open(lock, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o666)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise SnapshotError(f"cannot be saved: the savers' lock file {str(lock)!r} is not a regular file (a FIFO "
+                                "or device); remove it, then save again", file=str(target), value=str(lock))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             held = os.fstat(fd)

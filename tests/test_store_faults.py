@@ -291,3 +291,23 @@ def test_whatever_save_accepts_load_reads_back(round_trip_path: Path,
         assert isinstance(refused, str)
         assert any(0xD800 <= ord(c) <= 0xDFFF for c in refused)
 
+
+
+def test_a_fifo_planted_as_the_lock_file_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """Someone with write access to the folder makes ``.NAME.lock`` a FIFO: save says so at once, never hangs."""
+    target = tmp_path / "s.sqlite"
+    os.mkfifo(tmp_path / ".s.sqlite.lock")
+    done: list[BaseException] = []
+
+    def save() -> None:
+        try:
+            Snapshot.sample().save(target)
+        except SnapshotError as exc:
+            done.append(exc)
+
+    saver = threading.Thread(target=save, daemon=True)
+    saver.start()
+    saver.join(30)
+    assert not saver.is_alive(), "save waited on a FIFO lock file"
+    assert done and "lock file" in str(done[0]) and "not a regular file" in str(done[0])
+    assert not target.exists()
