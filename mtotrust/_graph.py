@@ -258,17 +258,24 @@ class _Text:
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         self.text, self.pos = "", 0
 
-    def _more(self) -> bool:
-        """Decode the next window of bytes onto the text (dropping what was read); ``False`` at the end."""
+    def _more(self, windows: int = 1) -> bool:
+        """Decode the next ``windows`` windows of bytes onto the text (dropping what was read); ``False`` at the end.
+
+        The text is joined once per call, so reading many windows at once copies what is kept once, not per window.
+        """
         if self._done >= len(self._data):
             return False
-        end = self._done + _STREAM_WINDOW
-        try:
-            chunk = self._decoder.decode(self._data[self._done:end], final=end >= len(self._data))
-        except UnicodeDecodeError:
-            raise _Fallback from None
-        self._done = end
-        self.text, self.pos = self.text[self.pos:] + chunk, 0
+        chunks = [self.text[self.pos:]]
+        for _ in range(windows):
+            if self._done >= len(self._data):
+                break
+            end = self._done + _STREAM_WINDOW
+            try:
+                chunks.append(self._decoder.decode(self._data[self._done:end], final=end >= len(self._data)))
+            except UnicodeDecodeError:
+                raise _Fallback from None
+            self._done = end
+        self.text, self.pos = "".join(chunks), 0
         return True
 
     def char(self) -> str:
@@ -295,15 +302,19 @@ class _Text:
         self.char()
         while len(self.text) - self.pos < _STREAM_MARGIN and self._more():
             pass
+        windows = 1
         while True:
             try:
                 found, self.pos = self._decode(self.text, self.pos)
             except json.JSONDecodeError as exc:
                 # A value cut by the window's end fails at that end (within a \uXXXX escape) or in a string that
-                # runs to it, and decodes once the window holds it; any other failure is the page's own.
+                # runs to it, and decodes once the window holds it; any other failure is the page's own. Each try
+                # reads twice as many windows as the last, so a long value (or a string that never ends) costs
+                # decodes of geometrically growing text, linear in all, not one decode from its start per window.
                 cut = exc.pos >= len(self.text) - 6 or exc.msg.startswith("Unterminated string")
-                if not cut or not self._more():
+                if not cut or not self._more(windows):
                     raise _Fallback from None
+                windows *= 2
             except (ValueError, RecursionError):  # an integer too long for int(), a value nested too deeply
                 raise _Fallback from None
             else:

@@ -348,3 +348,22 @@ def _streaming() -> Iterator[None]:
         yield
     finally:
         graph.STREAM_BYTES, graph._STREAM_WINDOW, graph._STREAM_MARGIN = saved
+
+
+def test_a_value_longer_than_many_windows_is_decoded_a_logarithmic_number_of_times(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A string that never ends (or a huge value) early in a big page is not decoded again from its start for every
+    window: each try reads twice as much text as the last, so 1,024 windows cost about a dozen decodes."""
+    monkeypatch.setattr(graph, "STREAM_BYTES", 0, raising=False)
+    monkeypatch.setattr(graph, "_STREAM_WINDOW", 1024, raising=False)
+    decode = graph._Text._decode
+    calls: list[int] = []
+
+    def counted(text: str, pos: int) -> tuple[Any, int]:
+        calls.append(len(text))
+        return decode(text, pos)
+
+    monkeypatch.setattr(graph._Text, "_decode", staticmethod(counted))
+    page = b'{"value": [{"id": "a", "x": "' + b"y" * (1 << 20)
+    assert isinstance(_outcome(page), str)  # the whole-page reader's error, as without streaming
+    assert len(calls) <= 14
