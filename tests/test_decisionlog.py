@@ -12,7 +12,7 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,18 @@ class _Drain:
         self.thread.join(HANG_GUARD)
         os.close(self.fd)
         return [json.loads(line) for line in b"".join(self.chunks).decode("ascii").splitlines()]
+
+
+def _decide_through_a_stall(tmp_path: Path, while_stalled: Callable[[], None]) -> None:
+    """2,000 decisions from 4 threads into a pipe nobody reads, all returning; ``while_stalled`` runs before the
+    reader catches up, then every record is either written or counted as dropped."""
+    with _stalled("pipe", tmp_path) as (log, read_fd):
+        assert 2000 == _decide(log, threads=4, each=500)
+        assert log.dropped > 0
+        while_stalled()
+        drain = _Drain(read_fd)
+        assert log.close(timeout=HANG_GUARD)
+    assert 2000 == len([x for x in drain.lines() if "decision_id" in x]) + log.dropped
 
 
 class _StalledHandler(logging.Handler):
@@ -137,15 +149,13 @@ class TestStalledTarget:
         handler = _StalledHandler()
         logger = logging.getLogger("mtotrust")
         logger.addHandler(handler)
+
+        def warned_then_freed() -> None:
+            assert handler.entered.wait(HANG_GUARD), "the drop was never warned"
+            handler.unblock.set()
+
         try:
-            with _stalled("pipe", tmp_path) as (log, read_fd):
-                assert 2000 == _decide(log, threads=4, each=500)
-                assert log.dropped > 0
-                assert handler.entered.wait(HANG_GUARD), "the drop was never warned"
-                handler.unblock.set()
-                drain = _Drain(read_fd)
-                assert log.close(timeout=HANG_GUARD)
-            drain.lines()
+            _decide_through_a_stall(tmp_path, warned_then_freed)
         finally:
             handler.unblock.set()
             logger.removeHandler(handler)
@@ -158,12 +168,7 @@ class TestStalledTarget:
         logger = logging.getLogger("mtotrust")
         logger.addFilter(refuse)
         try:
-            with _stalled("pipe", tmp_path) as (log, read_fd):
-                assert 2000 == _decide(log, threads=4, each=500)
-                assert log.dropped > 0
-                drain = _Drain(read_fd)
-                assert log.close(timeout=HANG_GUARD)
-            assert 2000 == len([x for x in drain.lines() if "decision_id" in x]) + log.dropped
+            _decide_through_a_stall(tmp_path, lambda: None)
         finally:
             logger.removeFilter(refuse)
 
