@@ -6,9 +6,13 @@ keeps the two in step.
 
 from __future__ import annotations
 
-from mtotrust._model import Decision, DlpDecision, LabelDecision, MailDecision, Resolution, Trust
+import json
+import re
 
-__all__ = ["CAPS", "REASONS", "explain", "failed_checks"]
+from mtotrust._model import Decision, DlpDecision, LabelDecision, MailDecision, Resolution, TeamsDecision, Trust
+from mtotrust._policy import Policy
+
+__all__ = ["CAPS", "REASONS", "deciding_key", "explain", "failed_checks"]
 
 REASONS: dict[str, str] = {
     # identity and domain
@@ -119,6 +123,48 @@ CAPS: dict[str, Trust] = {
 def failed_checks(reasons: tuple[str, ...]) -> tuple[str, ...]:
     """Return the reasons that lowered trust (those in :data:`CAPS`), in order: what would change the answer."""
     return tuple(code for code in reasons if code in CAPS)
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _toml_key(name: str) -> str:
+    return name if _BARE_KEY.fullmatch(name) else json.dumps(name)
+
+
+def deciding_key(decision: Decision, policy: Policy) -> str | None:
+    """Return the policy key that decided ``decision``, with its value as a policy file writes it.
+
+    A blocked identity was decided by ``overrides.block``; a stale snapshot's cap by ``snapshot.max_age``; else
+    the app's own key: ``mail.untagged_at`` (and ``mail.require_authentication`` when it capped the trust),
+    ``dlp.inside_at``, ``teams.<action>``, the label's entry for the trust level (or its absence). ``None`` for a
+    resolution the directory alone decided.
+
+    .. versionadded:: 0.2.0
+    """
+    reasons = decision.reasons if not isinstance(decision, DlpDecision) \
+        else tuple(r for recipient in decision.recipients for r in recipient.reasons)
+    if not isinstance(decision, (Resolution, DlpDecision)):
+        reasons = (*decision.resolution.reasons, *reasons)
+    if "blocked" in reasons:
+        return "overrides.block"
+    if "snapshot_stale" in reasons:
+        return f"snapshot.max_age = {json.dumps(policy.snapshot.max_age)}"
+    if isinstance(decision, Resolution):
+        return None
+    if isinstance(decision, MailDecision):
+        key = f"mail.untagged_at = {json.dumps(policy.mail.untagged_at)}"
+        return f"mail.require_authentication = true, {key}" if "unauthenticated_capped" in reasons else key
+    if isinstance(decision, DlpDecision):
+        return f"dlp.inside_at = {json.dumps(policy.dlp.inside_at)}"
+    if isinstance(decision, TeamsDecision):
+        return f"teams.{decision.action} = {json.dumps(getattr(policy.teams, decision.action))}"
+    levels = policy.labels.get(decision.label, {})
+    label = f"labels.{_toml_key(decision.label)}"
+    grant = levels.get(decision.trust.value)
+    if grant is None:
+        return f"{label} (no entry for {decision.trust.value})"
+    return f"{label}.{decision.trust.value} = {json.dumps(grant)}"
 
 
 def _lines(reasons: tuple[str, ...]) -> list[str]:

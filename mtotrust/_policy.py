@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 import attrs
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from mtotrust._address import normalize_address, normalize_domain, split_ext_upn
@@ -26,7 +26,8 @@ from mtotrust._errors import IdentityError, PolicyError, shown
 from mtotrust._files import MAX_POLICY_BYTES, read_regular
 from mtotrust._model import Resolution, Trust
 
-__all__ = ["PERMISSION_LEVELS", "TEAMS_ACTIONS", "USAGE_RIGHTS", "Policy", "expand_grant", "require_fingerprint"]
+__all__ = ["INVARIANT_APPS", "PERMISSION_LEVELS", "TEAMS_ACTIONS", "TENANT_STATES", "USAGE_RIGHTS", "InvariantRule",
+           "InvariantScope", "Policy", "expand_grant", "policy_named", "require_fingerprint"]
 
 USAGE_RIGHTS = frozenset({
     "VIEW", "DOCEDIT", "EDIT", "COMMENT", "EXPORT", "FORWARD", "OWNER", "PRINT", "REPLY", "REPLYALL", "EXTRACT",
@@ -141,6 +142,112 @@ class OverridesPolicy(_Section):
 LabelGrant = LevelName | list[Right]
 
 
+# -- user invariants ([[invariants]]) ----------------------------------------------------------------------------
+
+INVARIANT_APPS = ("resolve", "mail", "dlp", "teams", "labels")
+"""What a user invariant speaks of: the resolution itself, or one app's decisions."""
+TENANT_STATES = ("local", "active", "pending", "removed", "stateless", "not_in_mto", "unknown")
+"""Where an identity is at home, as an invariant's ``tenant_state`` names it: the local tenant, an MTO tenant in
+each state (``stateless``: the MTO lists it without a state), a known tenant outside the MTO, or no known tenant
+(an unknown or look-alike domain, or an identity that is no address)."""
+_EXPECTATIONS = {"mail": ("tagged", "untagged"), "dlp": ("inside", "outside"), "teams": ("allowed", "denied"),
+                 "labels": ("no_rights",), "resolve": ()}
+"""The ``expect`` words each app's decisions can be held to."""
+_ONLY_FOR = {"authentication": "mail", "label": "labels", "action": "teams", "rights_at_most": "labels",
+             "rights_at_least": "labels", "rights_exclude": "labels"}
+"""Keys that speak of one app's decisions only."""
+
+
+def _partner_value(value: object) -> object:
+    """Read TOML's ``partner = true`` as the flag ``"true"`` (TOML has no null: ``"null"`` says null)."""
+    if value is True or value is False:
+        return str(value).lower()
+    if isinstance(value, list):
+        return [_partner_value(v) for v in value]
+    return value
+
+
+PartnerFlag = Literal["true", "false", "null", "absent"]
+Authentication = Literal["pass", "fail", "none"]
+TenantState = Literal["local", "active", "pending", "removed", "stateless", "not_in_mto", "unknown"]
+TeamsAction = Literal["chat", "call", "meeting_lobby_bypass", "file_sharing", "presence", "people_search"]
+Expectation = Literal["tagged", "untagged", "inside", "outside", "allowed", "denied", "no_rights"]
+
+
+class InvariantScope(_Section):
+    """The decisions a user invariant speaks of: its ``name``, its ``app`` and the filters that narrow them.
+
+    Every filter left out means "all"; a filter given as a list means "any of these". The trust filters read the
+    identity's trust (its resolution, before mail's authentication cap); ``tenant_state`` and ``partner`` read
+    its home tenant; ``authentication``, ``label`` and ``action`` narrow mail, label and Teams decisions.
+
+    .. versionadded:: 0.2.0
+    """
+
+    name: Annotated[str, Field(min_length=1)]
+    app: Literal["resolve", "mail", "dlp", "teams", "labels"]
+    trust: TrustName | list[TrustName] | None = None
+    trust_at_least: TrustName | None = None
+    trust_at_most: TrustName | None = None
+    tenant_state: TenantState | list[TenantState] | None = None
+    partner: Annotated[PartnerFlag | list[PartnerFlag] | None, pydantic.BeforeValidator(_partner_value)] = None
+    authentication: Authentication | list[Authentication] | None = None
+    label: Annotated[str, Field(min_length=1)] | list[Annotated[str, Field(min_length=1)]] | None = None
+    action: TeamsAction | list[TeamsAction] | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _check_scope(self) -> InvariantScope:
+        for key, app in _ONLY_FOR.items():
+            if key in type(self).model_fields and getattr(self, key) is not None and self.app != app:
+                raise _rule_error(key, f"{key} applies to app = {app!r} only, not to app = {self.app!r}",
+                                  getattr(self, key), self.name)
+        if self.trust_at_least is not None and self.trust_at_most is not None \
+                and Trust(self.trust_at_least) > Trust(self.trust_at_most):
+            raise _rule_error("trust_at_least", f"trust_at_least = {self.trust_at_least!r} is above trust_at_most "
+                              f"= {self.trust_at_most!r}: the invariant would speak of no identity",
+                              self.trust_at_least, self.name)
+        return self
+
+
+class InvariantRule(InvariantScope):
+    """A declarative user invariant (``[[invariants]]`` in a policy file): a scope and what must hold in it.
+
+    ``expect`` is the app's outcome (``tagged``/``untagged``, ``inside``/``outside``, ``allowed``/``denied``,
+    ``no_rights``); ``rights_at_most``, ``rights_at_least`` and ``rights_exclude`` bound a label's rights (a
+    permission level or a list of rights); ``expect_trust_at_most`` and ``expect_trust_at_least`` bound the trust
+    the decision carries. Every expectation given must hold; at least one must be given.
+
+    .. versionadded:: 0.2.0
+    """
+
+    expect: Expectation | None = None
+    rights_at_most: LabelGrant | None = None
+    rights_at_least: LabelGrant | None = None
+    rights_exclude: LabelGrant | None = None
+    expect_trust_at_most: TrustName | None = None
+    expect_trust_at_least: TrustName | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _check_expectations(self) -> InvariantRule:
+        allowed = _EXPECTATIONS[self.app]
+        if self.expect is not None and self.expect not in allowed:
+            words = ", ".join(repr(w) for w in allowed) or "none (use expect_trust_at_most or expect_trust_at_least)"
+            raise _rule_error("expect", f"expect = {self.expect!r} does not apply to app = {self.app!r}; allowed: "
+                              f"{words}", self.expect, self.name)
+        stated = ("expect", "rights_at_most", "rights_at_least", "rights_exclude", "expect_trust_at_most",
+                  "expect_trust_at_least")
+        if all(getattr(self, key) is None for key in stated):
+            raise _rule_error("expect", "states nothing to check: give expect, rights_at_most, rights_at_least, "
+                              "rights_exclude, expect_trust_at_most or expect_trust_at_least", None, self.name)
+        return self
+
+
+def _rule_error(key: str, message: str, value: object, name: str) -> PydanticCustomError:
+    """Make an invariant's error; ``key`` rides in the context, so :func:`_policy_error` names its full key path."""
+    return PydanticCustomError("invariant", "invariant {name}: {message}",
+                               {"name": repr(name), "message": message, "key": key, "value": value})
+
+
 class Policy(BaseModel):
     """A trust policy (docs/policy.md): loaded from TOML or JSON, or built in.
 
@@ -156,6 +263,9 @@ class Policy(BaseModel):
     labels: dict[str, dict[TrustName, LabelGrant]] = Field(default_factory=dict)
     overrides: OverridesPolicy = OverridesPolicy()
     snapshot: SnapshotPolicy = SnapshotPolicy()
+    invariants: list[InvariantRule] = Field(default_factory=list)
+    """``[[invariants]]``: the policy's own rules, proved by ``mtotrust lint``; they change no decision, so the
+    fingerprint leaves them out."""
 
     # What every decision reads, derived once. Read through the private dict (``_derived``), never as
     # ``self._fingerprint``: pydantic resolves a private attribute in ``BaseModel.__getattr__``, which probes it with
@@ -165,12 +275,33 @@ class Policy(BaseModel):
     _authserv_ids: frozenset[str] = PrivateAttr(default=frozenset())
     _fingerprint: str = PrivateAttr(default="")
 
+    @pydantic.field_validator("invariants")
+    @classmethod
+    def _check_invariants(cls, rules: list[InvariantRule], info: ValidationInfo) -> list[InvariantRule]:
+        """Hold each invariant to the rest of the policy: a name used once, labels the policy defines."""
+        labels = info.data.get("labels")
+        seen: set[str] = set()
+        for i, rule in enumerate(rules):
+            if rule.name in seen:
+                raise PydanticCustomError("invariant", "invariant {name}: the name is used twice; each invariant "
+                                          "needs a name of its own, the one its findings and test items carry",
+                                          {"name": repr(rule.name), "key": f"{i}.name", "value": rule.name})
+            seen.add(rule.name)
+            wanted = [rule.label] if isinstance(rule.label, str) else rule.label or []
+            for label in wanted:
+                if labels is not None and label not in labels:
+                    known = ", ".join(repr(n) for n in sorted(labels)) or "none"
+                    raise PydanticCustomError("invariant", "invariant {name}: unknown label {label}; the policy "
+                                              "defines {known}", {"name": repr(rule.name), "label": repr(label),
+                                                                  "known": known, "key": f"{i}.label", "value": label})
+        return rules
+
     def model_post_init(self, context: Any, /) -> None:  # noqa: ARG002 - pydantic's hook signature
         """Derive, once, what every decision reads: the block sets, the authserv-ids and the fingerprint."""
         keys = self._block_entries = tuple(key for e in self.overrides.block for key in _block_keys(e))
         self._blocks = {kind: frozenset(v for k, v in keys if k == kind) for kind in ("address", "domain", "wildcard")}
         self._authserv_ids = frozenset(i.lower() for i in self.mail.trusted_authserv_ids)
-        data = self.model_dump(mode="json")
+        data = self.model_dump(mode="json", exclude={"invariants"})
         # Order does not change what a list of ids, block entries or rights means: leave it out of the hash.
         data["mail"]["trusted_authserv_ids"] = sorted(self._authserv_ids)
         data["overrides"]["block"] = sorted(data["overrides"]["block"])
@@ -365,6 +496,21 @@ class Policy(BaseModel):
         return any(".".join(labels[i:]) in wildcards for i in range(len(labels)))
 
 
+def policy_named(name: str | os.PathLike[str]) -> Policy:
+    """Return the policy a command line or a marker names: ``"default"``, ``"classic"`` or a policy file's path.
+
+    (A file called ``classic`` is ``./classic``.)
+
+    Raises:
+        PolicyError: as :meth:`Policy.load`.
+    """
+    if name == "default":
+        return Policy.default()
+    if name == "classic":
+        return Policy.classic()
+    return Policy.load(name)
+
+
 def _derived(policy: Policy) -> dict[str, Any]:
     """Return the private attributes of ``policy`` as the dict pydantic keeps them in (a direct read)."""
     return policy.__pydantic_private__  # type: ignore[return-value]  # set by model_post_init, never None
@@ -432,10 +578,13 @@ def _policy_error(exc: pydantic.ValidationError, source: str) -> PolicyError:
     same_value = all(e["loc"][: len(branch)] == branch for e in errors)
     error = max(errors, key=lambda e: len(e["loc"])) if same_value else errors[0]
     loc = [str(p) for p in error["loc"] if not str(p).startswith(("literal[", "list[", "tuple[", "function-"))]
+    ctx = error.get("ctx") or {}
+    if error["type"] == "invariant":  # a rule's own check: its context names the key within the rule
+        loc = [*loc, *str(ctx["key"]).split(".")]
+        return PolicyError(f"{error['msg']} [in {source}]", key=".".join(loc), value=ctx.get("value"))
     key = ".".join(loc) or "(top level)"
     value = error.get("input")
     allowed = ""
-    ctx = error.get("ctx") or {}
     if "expected" in ctx:
         allowed = f"; allowed: {ctx['expected']}"
     elif error["type"] == "string_pattern_mismatch":

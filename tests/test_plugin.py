@@ -148,11 +148,13 @@ class TestSelection:
         assert "untaged_at" in result.stdout
 
     @pytest.mark.parametrize(("marker", "shown"), [
-        ('polcy="classic"', "unknown argument polcy='classic'; allowed: snapshot, policy (did you mean policy?)"),
-        ("snapshots=None", "unknown argument snapshots=None; allowed: snapshot, policy (did you mean snapshot?)"),
-        ('policy="classic", engine=1', "unknown argument engine=1; allowed: snapshot, policy"),
+        ('polcy="classic"', "unknown argument polcy='classic'; allowed: snapshot, policy, invariants (did you mean "
+                            "policy?)"),
+        ("snapshots=None", "unknown argument snapshots=None; allowed: snapshot, policy, invariants (did you mean "
+                           "snapshot?)"),
+        ('policy="classic", engine=1', "unknown argument engine=1; allowed: snapshot, policy, invariants"),
         ('"classic"', "takes keyword arguments only, got the positional argument 'classic'; allowed: snapshot, "
-                      "policy, e.g. @pytest.mark.mtotrust(policy='classic')"),
+                      "policy, invariants, e.g. @pytest.mark.mtotrust(policy='classic')"),
     ], ids=["misspelt_policy", "misspelt_snapshot", "unknown", "positional"])
     def test_bad_marker_argument_fails_at_setup(self, pytester: pytest.Pytester, marker: str, shown: str) -> None:
         """An unknown keyword or any positional marker argument fails the test at setup, naming it and the allowed."""
@@ -209,7 +211,7 @@ class TestSelection:
     def test_marker_registered(self, tmp_path: Path) -> None:
         """--strict-markers accepts the mtotrust marker, and --markers documents it."""
         result = _pytest(_write_project(tmp_path, "def test_x():\n    pass\n"), "--markers")
-        assert "mtotrust(snapshot=None, policy=None)" in result.stdout
+        assert "mtotrust(snapshot=None, policy=None, invariants=None)" in result.stdout
 
 
 class TestPlainInstall:

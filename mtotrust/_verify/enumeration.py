@@ -8,6 +8,8 @@ the verifier evaluates for each.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import attrs
 
 from mtotrust._address import normalize_address
@@ -26,11 +28,14 @@ def _tenant_name(state: str, partner: str) -> str:
     return f"{state.replace('_', '')}-{partner}"
 
 
-def enumerate_space(policy: Policy | None = None) -> tuple[Snapshot, list[Case]]:
+def enumerate_space(policy: Policy | None = None, *, others: Iterable[Policy] = ()) -> tuple[Snapshot, list[Case]]:
     """Build the snapshot of the whole attribute space and the cases to evaluate against it.
 
     One tenant per (home state, partner flag), one user per object combination in each, plus local, invalid,
-    confusable and ``#EXT#``/proxy cases, and one case per ``overrides.block`` entry of ``policy``.
+    confusable and ``#EXT#``/proxy cases, and one case per ``overrides.block`` entry of ``policy`` and of each of
+    ``others`` (the policies it is compared with).
+
+    .. versionchanged:: 0.2.0 ``others``.
     """
     b = SnapshotBuilder(_SPACE_LOCAL, domains=("contoso.com", "contoso.onmicrosoft.com"))
     b.tenant("elsewhere", state="active", domains=(_OTHER_HOME,))
@@ -59,14 +64,15 @@ def enumerate_space(policy: Policy | None = None) -> tuple[Snapshot, list[Case]]
         home: Home = state  # type: ignore[assignment]
 
         def add(local_part: str, facts: Facts, identity: str | None = None, *, domain: str = domain,
-                home_tid: str | None = home_tid, protected: bool = protected, state: str = state) -> None:
+                home_tid: str | None = home_tid, protected: bool = protected, state: str = state,
+                flag: str = partner if state != "unknown" else "absent") -> None:
             address = f"{local_part}@{domain}"
             # the mail sender is the From address as written: an #EXT# UPN is at a local domain
             sender_local = identity is not None
             sender_domain = identity.rpartition("@")[2] if identity is not None else domain
             for tid_kind, tid in tids(home_tid):
                 cases.append(Case(identity or address, tid, address, sender_domain, protected or sender_local,
-                                  sender_local, attrs.evolve(facts, tenant_id=tid_kind), state))
+                                  sender_local, attrs.evolve(facts, tenant_id=tid_kind), state, flag))
 
         add("nobody", Facts(home, partner, objects=0))
         b.synced_member(f"twin@{domain}").synced_member(f"twin@{domain}")
@@ -114,8 +120,11 @@ def enumerate_space(policy: Policy | None = None) -> tuple[Snapshot, list[Case]]
                  "u00@active-absent.example.", ""):
         cases.append(Case(text, None, None, None, False, False, Facts("invalid"), "invalid"))
     # every overrides.block entry of the policy, made a happy MTO member but for the block
+    # (a probe at a domain of the space is at home where that domain is; any other is of an active tenant)
+    homes_of = {c.domain: (c.home_state, c.partner) for c in cases if c.domain and c.facts and c.facts.via == "mail"
+                and c.home_state not in ("invalid", "unknown")}
     known = set(b.local_domains) | {c.domain for c in cases if c.domain}
-    for i, address in enumerate(_block_probes(policy)):
+    for i, address in enumerate(_block_probes((policy, *others))):
         domain = address.rpartition("@")[2]
         local = domain in b.local_domains
         if local:
@@ -125,14 +134,15 @@ def enumerate_space(policy: Policy | None = None) -> tuple[Snapshot, list[Case]]
                 b.tenant(f"blocked{i}", state="active", domains=(domain,))
                 known.add(domain)
             b.synced_member(address)
-        cases.append(Case(address, None, address, domain, True, local, Facts("blocked"), "blocked"))
+        state, partner = ("local", "absent") if local else homes_of.get(domain, ("active", "absent"))
+        cases.append(Case(address, None, address, domain, True, local, Facts("blocked"), state, partner))
     return b.build(), cases
 
 
-def _block_probes(policy: Policy | None) -> list[str]:
-    """Return one address per block entry the policy parsed, two for a wildcard (a subdomain and the domain)."""
+def _block_probes(policies: Iterable[Policy | None]) -> list[str]:
+    """Return one address per block entry the policies parsed, two for a wildcard (a subdomain and the domain)."""
     probes: list[str] = []
-    for kind, value in policy.block_entries if policy else ():
+    for kind, value in (entry for policy in policies if policy for entry in policy.block_entries):
         if kind == "address":
             probes.append(value)
         elif kind == "wildcard":

@@ -94,4 +94,7 @@ def snapshot_cases(snapshot: Snapshot, policy: Policy, addresses: Iterable[str])
         else:
             state = "not_in_mto"
         local = domain in snapshot.local_domains
-        yield Case(address, None, address, domain, local or domain in snapshot.mto_domains, local, None, state)
+        flag = snapshot.partners.get(home, "absent") if home is not None and state != "local" else "absent"
+        partner = flag if isinstance(flag, str) else str(flag).lower() if flag is not None else "null"
+        yield Case(address, None, address, domain, local or domain in snapshot.mto_domains, local, None, state,
+                   partner)

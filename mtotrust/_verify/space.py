@@ -100,7 +100,8 @@ class Case:
     ``address`` is the expected normal form (``None`` for an invalid identity, decoded for an ``#EXT#`` UPN);
     ``domain`` is the A-label domain of the identity as written (the RFC 5322 From domain when it is a mail
     sender), ``local`` whether that is a local domain and ``protected`` whether it is local or of an MTO tenant
-    (where failed authentication means spoofing).
+    (where failed authentication means spoofing). ``home_state`` is where the identity is at home (``local``, an
+    MTO state, ``not_in_mto``, ``unknown``, or ``invalid`` for an identity that is no address).
 
     .. versionadded:: 0.1.0
     """
@@ -113,6 +114,8 @@ class Case:
     local: bool
     facts: Facts | None = None
     home_state: str = "unknown"
+    partner: str = "absent"
+    """The home tenant's partner flag: ``absent`` (no partner row), ``true``, ``false`` or ``null``."""
 
     @property
     def query(self) -> Identity | str:

@@ -11,17 +11,19 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
-from mtotrust._explain import explain
+from mtotrust._errors import PolicyError
+from mtotrust._explain import deciding_key, explain
 from mtotrust._policy import TEAMS_ACTIONS, Policy
 from mtotrust._snapshot import Progress, Snapshot
 from mtotrust._verify.enumeration import enumerate_space
 from mtotrust._verify.invariants import INVARIANTS, Invariant, Violation, scan
 from mtotrust._verify.observe import Observation, observe, snapshot_cases
 from mtotrust._verify.space import AUTH_VARIANTS, Case
+from mtotrust._verify.user import UserInvariant, declared
 
 __all__ = ["ADDRESSES", "PROGRESS_EVERY", "SPACE", "Checker", "Finding", "Report", "verify"]
 
@@ -43,6 +45,8 @@ class Finding:
     detail: str
     explanation: str
     contrast: str | None = None
+    key: str | None = None
+    """The policy key that decided the counterexample, with its value (``None``: the directory alone decided)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -55,6 +59,7 @@ class Finding:
                  f"    identity: {self.identity!r}" + (f"  tenant_id: {self.tenant_id}" if self.tenant_id else ""),
                  f"    attributes: {self.attributes}",
                  f"    {self.app}: {self.detail}",
+                 f"    decided by: {self.key or 'the directory (no policy key)'}",
                  "    explanation:"]
         lines += [f"      {line}" for line in self.explanation.splitlines()]
         if self.contrast:
@@ -68,12 +73,12 @@ def _rank(case: Case, order: int) -> tuple[int, int, str, int]:
     return (case.facts.complexity if case.facts else 99, len(case.identity), case.identity, order)
 
 
-def _finding(inv: Invariant, count: int, v: Violation) -> Finding:
+def _finding(inv: Invariant, count: int, v: Violation, policy: Policy) -> Finding:
     case = v.observation.case
     return Finding(invariant=inv.name, summary=inv.summary, count=count, identity=case.identity,
                    tenant_id=case.tenant_id, attributes=case.facts.describe() if case.facts else "from the given "
                    "snapshot", app=v.app, detail=v.detail, explanation=explain(v.decision),
-                   contrast=explain(v.also) if v.also else None)
+                   contrast=explain(v.also) if v.also else None, key=deciding_key(v.decision, policy))
 
 
 class Checker:
@@ -111,7 +116,7 @@ class Checker:
 
     def findings(self) -> tuple[Finding, ...]:
         """Return a finding per violated invariant, in the order the invariants were given."""
-        return tuple(_finding(inv, self._counts[inv.name], self._best[inv.name][1])
+        return tuple(_finding(inv, self._counts[inv.name], self._best[inv.name][1], self.policy)
                      for inv in self.invariants if inv.name in self._best)
 
 
@@ -163,8 +168,10 @@ PROGRESS_EVERY = 1000
 """Cases between two progress calls."""
 
 
-def _reported(observations: Iterable[Observation], total: int, progress: Progress | None, what: str
-              ) -> Iterator[Observation]:
+_T = TypeVar("_T")
+
+
+def _reported(observations: Iterable[_T], total: int, progress: Progress | None, what: str) -> Iterator[_T]:
     """Yield ``observations``, calling ``progress(done, total, what)`` before the first, every so often and last.
 
     ``done`` counts the observations the consumer has finished with: it is called once the consumer asks for
@@ -179,7 +186,8 @@ def _reported(observations: Iterable[Observation], total: int, progress: Progres
 
 
 def verify(policy: Policy | None = None, snapshot: Snapshot | None = None, *,
-           invariants: Iterable[Invariant | str] | None = None, progress: Progress | None = None) -> Report:
+           invariants: Iterable[Invariant | UserInvariant | str] | None = None,
+           extra: Iterable[Invariant | UserInvariant] = (), progress: Progress | None = None) -> Report:
     """Enumerate the attribute space, evaluate the real engine everywhere and check the invariants.
 
     Memory stays bounded whatever the size of ``snapshot``: its addresses are checked one at a time, and each
@@ -191,7 +199,9 @@ def verify(policy: Policy | None = None, snapshot: Snapshot | None = None, *,
     Args:
         policy: the policy to verify (default :meth:`Policy.default`).
         snapshot: a real snapshot whose every indexed address is checked too (the space is always checked).
-        invariants: the invariants (or their names) to check; default all of :data:`INVARIANTS`.
+        invariants: the invariants (or their names: a built-in's, or one of the policy's ``[[invariants]]``) to
+            check; default every built-in of :data:`INVARIANTS` and every invariant the policy declares.
+        extra: more invariants to check after those, such as ``@invariant`` functions.
         progress: if given, called as ``progress(done, total, what)``: for the space (``what`` is
             :data:`SPACE`, counting its cases), then for the snapshot (:data:`ADDRESSES`, counting its indexed
             addresses), before the first case, every :data:`PROGRESS_EVERY` cases and with ``done == total`` at
@@ -203,13 +213,15 @@ def verify(policy: Policy | None = None, snapshot: Snapshot | None = None, *,
 
     Raises:
         KeyError: for an unknown invariant name.
+        PolicyError: two invariants share a name, a Python invariant names a label the policy does not define,
+            raises, or returns something other than a bool.
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0 ``progress``; memory no longer grows with the snapshot.
+    .. versionchanged:: 0.2.0 the policy's ``[[invariants]]`` are checked too; ``extra``; user invariants.
     """
     policy = policy if policy is not None else Policy.default()
-    by_name = {i.name: i for i in INVARIANTS}
-    chosen = [by_name[i] if isinstance(i, str) else i for i in (invariants if invariants is not None else INVARIANTS)]
+    chosen = _chosen(policy, invariants, extra)
     start = time.perf_counter()
     space, cases = enumerate_space(policy)
     checker = Checker(chosen, policy)
@@ -217,8 +229,27 @@ def verify(policy: Policy | None = None, snapshot: Snapshot | None = None, *,
                                               progress, SPACE)
     if snapshot is not None:
         addresses = sorted(snapshot.addresses())
-        extra = observe(snapshot, policy, snapshot_cases(snapshot, policy, addresses), next(iter(addresses), ""))
-        stream = itertools.chain(stream, _reported(extra, len(addresses), progress, ADDRESSES))
+        extra_cases = observe(snapshot, policy, snapshot_cases(snapshot, policy, addresses),
+                              next(iter(addresses), ""))
+        stream = itertools.chain(stream, _reported(extra_cases, len(addresses), progress, ADDRESSES))
     checker.check(stream)
     return Report(policy.fingerprint, checker.cases, checker.decisions, time.perf_counter() - start,
                   tuple(i.name for i in chosen), checker.findings())
+
+
+def _chosen(policy: Policy, invariants: Iterable[Invariant | UserInvariant | str] | None,
+            extra: Iterable[Invariant | UserInvariant]) -> list[Invariant]:
+    """Resolve names, bind user invariants to ``policy``, and refuse two invariants of one name."""
+    everything: list[Invariant | UserInvariant] = [*INVARIANTS, *declared(policy)]
+    by_name = {i.name: i for i in everything}
+    wanted: Iterable[Invariant | UserInvariant | str] = invariants if invariants is not None else everything
+    picked: list[Invariant | UserInvariant] = [by_name[i] if isinstance(i, str) else i for i in wanted]
+    chosen = [i.bind(policy) if isinstance(i, UserInvariant) else i for i in (*picked, *extra)]
+    seen: set[str] = set()
+    for inv in chosen:
+        if inv.name in seen:
+            builtin = " (a built-in invariant's name)" if inv.name in {i.name for i in INVARIANTS} else ""
+            raise PolicyError(f"two invariants are named {inv.name!r}{builtin}; give each its own name", key="name",
+                              value=inv.name)
+        seen.add(inv.name)
+    return chosen

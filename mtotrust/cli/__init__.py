@@ -97,6 +97,11 @@ def _parser() -> _Parser:
     _fingerprint_option(lint)
     lint.add_argument("--snapshot", help="also verify against this snapshot (folder or .sqlite); default: the "
                       "synthetic attribute space only")
+    lint.add_argument("--invariants", action="append", metavar="MODULE.py", help="also check the @invariant "
+                      "functions this Python file defines (repeat for more files)")
+    lint.add_argument("--compare", metavar="OTHER", help="instead of checking invariants, list the decision "
+                      "classes where POLICY differs from OTHER ('classic', 'default' or a policy file), one "
+                      "counterexample each (exit 0)")
     lint.add_argument("--json", action="store_true", help="print findings as JSON")
     lint.set_defaults(run=_run_lint)
     return parser

@@ -28,19 +28,29 @@ from mtotrust._verify import (
     reference_trust,
     verify,
 )
+from mtotrust._verify.compare import Difference, Differences, compare
+from mtotrust._verify.user import Point, UserInvariant, declared, invariant, load_module
 
 __all__ = [
     "AUTH_VARIANTS",
     "INVARIANTS",
     "Case",
+    "Difference",
+    "Differences",
     "Facts",
     "Finding",
     "Invariant",
     "Observation",
+    "Point",
     "Report",
+    "UserInvariant",
     "assert_policy_sound",
     "by_name",
+    "compare",
+    "declared",
     "enumerate_space",
+    "invariant",
+    "load_module",
     "reference_trust",
     "verify",
 ]
@@ -54,9 +64,9 @@ def by_name(name: str) -> Invariant:
 
     .. versionadded:: 0.1.0
     """
-    for invariant in INVARIANTS:
-        if invariant.name == name:
-            return invariant
+    for entry in INVARIANTS:
+        if entry.name == name:
+            return entry
     known = ", ".join(i.name for i in INVARIANTS)
     raise KeyError(f"no invariant named {name!r}; known: {known}")
 
