@@ -47,6 +47,8 @@ class Finding:
     contrast: str | None = None
     key: str | None = None
     """The policy key that decided the counterexample, with its value (``None``: the directory alone decided)."""
+    trust: str | None = None
+    """The counterexample identity's own trust (its resolution)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -56,7 +58,8 @@ class Finding:
         """Return the finding as indented text."""
         lines = [f"FAIL {self.invariant}: {self.summary}",
                  f"  {self.count} violation(s); minimal counterexample:",
-                 f"    identity: {self.identity!r}" + (f"  tenant_id: {self.tenant_id}" if self.tenant_id else ""),
+                 f"    identity: {self.identity!r}" + (f" (trust {self.trust})" if self.trust else "")
+                 + (f"  tenant_id: {self.tenant_id}" if self.tenant_id else ""),
                  f"    attributes: {self.attributes}",
                  f"    {self.app}: {self.detail}",
                  f"    decided by: {self.key or 'the directory (no policy key)'}",
@@ -73,12 +76,22 @@ def _rank(case: Case, order: int) -> tuple[int, int, str, int]:
     return (case.facts.complexity if case.facts else 99, len(case.identity), case.identity, order)
 
 
+def _keys(v: Violation, policy: Policy) -> str | None:
+    """Name the key that decided the violation, and the one that decided what it is compared with."""
+    key = deciding_key(v.decision, policy)
+    also = deciding_key(v.also, policy) if v.also is not None else None
+    if also is None or also == key:
+        return key
+    return f"{key or 'the directory (no policy key)'}; compared with: {also}"
+
+
 def _finding(inv: Invariant, count: int, v: Violation, policy: Policy) -> Finding:
     case = v.observation.case
     return Finding(invariant=inv.name, summary=inv.summary, count=count, identity=case.identity,
                    tenant_id=case.tenant_id, attributes=case.facts.describe() if case.facts else "from the given "
                    "snapshot", app=v.app, detail=v.detail, explanation=explain(v.decision),
-                   contrast=explain(v.also) if v.also else None, key=deciding_key(v.decision, policy))
+                   contrast=explain(v.also) if v.also else None, key=_keys(v, policy),
+                   trust=v.observation.resolution.trust.value)
 
 
 class Checker:
