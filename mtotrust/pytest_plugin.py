@@ -216,7 +216,11 @@ class _Plan:
     def key(self) -> tuple[Any, ...]:
         """What makes two plans verify alike (the cache keeps the plan, so the ids stay its objects')."""
         snapshot = self.snapshot.id if self.snapshot is not None else None
-        return (self.policy.fingerprint, repr(self.policy.invariants), snapshot, tuple(id(i) for i in self.extra))
+        from mtotrust._verify.user import UserInvariant
+
+        extra = tuple(repr(i.scope) if isinstance(i, UserInvariant) and i.function is None else id(i)
+                      for i in self.extra)  # a policy file's rules by value: each load makes new objects
+        return (self.policy.fingerprint, repr(self.policy.invariants), snapshot, extra)
 
 
 def _sources(config: pytest.Config, value: Any, base: Path) -> Iterator[Any]:
@@ -245,7 +249,9 @@ def _plan(sources: list[Any], policy: Policy | None, snapshot: Snapshot | None) 
 
     files = [s for s in sources if isinstance(s, Policy)]
     chosen = policy if policy is not None else files[0] if files else Policy.default()
-    extra = tuple(s for s in sources if not isinstance(s, Policy))
+    # a policy file's [[invariants]] are checked against the chosen policy, whichever it is
+    extra = tuple(i for s in sources for i in ((s,) if not isinstance(s, Policy) else
+                                               declared(s) if s is not chosen else ()))
     names = tuple(i.name for i in (*INVARIANTS, *declared(chosen), *extra))
     return _Plan(chosen, snapshot, extra, names)
 
@@ -322,8 +328,8 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     callspec = getattr(item, "callspec", None)
     if callspec is None or "mto_invariant" not in callspec.params:
         return
-    outcome: InvariantOutcome = item.funcargs["mto_invariant"]  # type: ignore[attr-defined]
-    _fail(outcome.name, outcome.finding)
+    param: _Param = callspec.params["mto_invariant"]
+    _fail(param.name, _verdicts(item.config, param.plan)[param.name])
 
 
 class InvariantItem(pytest.Item):

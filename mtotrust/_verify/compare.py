@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -22,7 +22,7 @@ from mtotrust._policy import Policy
 from mtotrust._snapshot import Progress, Snapshot
 from mtotrust._verify.enumeration import enumerate_space
 from mtotrust._verify.observe import Observation, observe, snapshot_cases
-from mtotrust._verify.space import Case
+from mtotrust._verify.space import AUTH_VARIANTS, AuthVariant, Case, _trusted_id
 from mtotrust._verify.verifier import ADDRESSES, SPACE, _rank, _reported
 
 __all__ = ["Difference", "Differences", "compare"]
@@ -176,12 +176,36 @@ class _Classes:
         return tuple(found)
 
 
+def _shared_variants(policy: Policy, baseline: Policy) -> tuple[AuthVariant, ...]:
+    """Return the mail variants both sides are shown, the same message to each.
+
+    A variant whose message depends on the policy (a header stamped by its first trusted authserv-id) is split in
+    one per policy, named after the authserv-id, so each side also sees the message the other side trusts: a
+    moved boundary shows as mail that stops (or starts) counting.
+    """
+    shared: list[AuthVariant] = []
+    for v in AUTH_VARIANTS:
+        makers = {repr(v.make("probe.example", p)): p for p in (policy, baseline)}
+        if len(makers) == 1:
+            shared.append(v)
+            continue
+        for p in makers.values():
+            shared.append(attrs.evolve(v, name=f"{v.name} ({_trusted_id(p)})", make=_made_as_for(v, p)))
+    return tuple(shared)
+
+
+def _made_as_for(variant: AuthVariant, policy: Policy) -> Callable[[str, Policy], Any]:
+    """Return ``variant``'s maker that makes the message as for ``policy``, whichever policy evaluates it."""
+    return lambda domain, _evaluating: variant.make(domain, policy)
+
+
 def compare(policy: Policy, baseline: Policy, snapshot: Snapshot | None = None, *, names: tuple[str, str] =
             ("policy", "baseline"), progress: Progress | None = None) -> Differences:
     """Return the decision classes where ``policy`` decides otherwise than ``baseline``, one counterexample each.
 
     Both policies are evaluated by the real engine on every case of the attribute space (its block probes from
-    both) and, given ``snapshot``, on each of its indexed addresses; memory is bounded by the number of classes.
+    both; each mail variant the same message to both, a header of each side's boundary when they differ) and,
+    given ``snapshot``, on each of its indexed addresses; memory is bounded by the number of classes.
     A label only one policy defines is compared as ``label not defined`` on the other side.
 
     Args:
@@ -197,16 +221,17 @@ def compare(policy: Policy, baseline: Policy, snapshot: Snapshot | None = None, 
     space, cases = enumerate_space(policy, others=(baseline,))
     classes = _Classes(baseline, policy)
     anchor = "megan@contoso.com"
+    variants = _shared_variants(policy, baseline)
     pairs: Iterable[tuple[Observation, Observation]] = _reported(
-        zip(observe(space, baseline, cases, anchor), observe(space, policy, cases, anchor), strict=True),
-        len(cases), progress, SPACE)
+        zip(observe(space, baseline, cases, anchor, variants), observe(space, policy, cases, anchor, variants),
+            strict=True), len(cases), progress, SPACE)
     if snapshot is not None:
         addresses = sorted(snapshot.addresses())
         first = next(iter(addresses), "")
         mine, theirs = itertools.tee(snapshot_cases(snapshot, baseline, addresses))
         pairs = itertools.chain(pairs, _reported(
-            zip(observe(snapshot, baseline, mine, first), observe(snapshot, policy, theirs, first), strict=True),
-            len(addresses), progress, ADDRESSES))
+            zip(observe(snapshot, baseline, mine, first, variants), observe(snapshot, policy, theirs, first, variants),
+                strict=True), len(addresses), progress, ADDRESSES))
     for a, b in pairs:
         classes.add(a, b)
     return Differences(names[1], names[0], baseline.fingerprint, policy.fingerprint, classes.cases,

@@ -8,7 +8,7 @@ hold a bounded amount whatever the number of cases (:data:`ENGINE_SPAN`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import attrs
 
@@ -16,7 +16,7 @@ from mtotrust._engine import TrustEngine
 from mtotrust._model import DlpDecision, LabelDecision, MailDecision, Resolution, TeamsDecision
 from mtotrust._policy import TEAMS_ACTIONS, Policy
 from mtotrust._snapshot import Snapshot
-from mtotrust._verify.space import AUTH_VARIANTS, HOME_STATES, Case
+from mtotrust._verify.space import AUTH_VARIANTS, HOME_STATES, AuthVariant, Case
 
 __all__ = ["ENGINE_SPAN", "Observation", "observe", "snapshot_cases"]
 
@@ -43,8 +43,11 @@ design: per-snapshot answers); a fresh pair every span keeps what verification h
 of the directory."""
 
 
-def observe(snapshot: Snapshot, policy: Policy, cases: Iterable[Case], anchor: str) -> Iterator[Observation]:
+def observe(snapshot: Snapshot, policy: Policy, cases: Iterable[Case], anchor: str,
+            variants: Sequence[AuthVariant] = AUTH_VARIANTS) -> Iterator[Observation]:
     """Evaluate a cached engine (and its uncached twin, for the resolution) on every case and app, one at a time.
+
+    Mail is decided under each of ``variants`` (keyed by its name in :attr:`Observation.mail`).
 
     The group DLP decision puts each case with the next case (the last with the first) and ``anchor`` (an
     internal address). Cases are read one ahead and each observation is yielded as soon as it is made, so
@@ -67,7 +70,7 @@ def observe(snapshot: Snapshot, policy: Policy, cases: Iterable[Case], anchor: s
             case=case,
             resolution=engine.resolve(q),
             uncached=plain.resolve(q),
-            mail={v.name: engine.mail(q, v.make(domain, policy)) for v in AUTH_VARIANTS},
+            mail={v.name: engine.mail(q, v.make(domain, policy)) for v in variants},
             dlp=engine.dlp([q]),
             dlp_group=engine.dlp([q, neighbour, anchor]),
             teams={a: engine.teams(q, a) for a in TEAMS_ACTIONS},

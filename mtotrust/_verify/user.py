@@ -219,14 +219,14 @@ class UserInvariant:
         """Return this invariant as the verifier checks it against ``policy``.
 
         Raises:
-            PolicyError: a Python invariant names a label ``policy`` does not define (key ``label``).
+            PolicyError: the invariant names a label ``policy`` does not define (key ``label``): it would speak
+                of no decision and hold vacuously.
         """
-        if self.function is not None:
-            for label in _as_set(self.scope.label) or ():
-                if label not in policy.labels:
-                    known = ", ".join(repr(n) for n in sorted(policy.labels)) or "none"
-                    raise PolicyError(f"invariant {self.name!r} ({self.origin}): unknown label {shown(label)}; the "
-                                      f"policy defines {known}", key="label", value=label)
+        for label in _as_set(self.scope.label) or ():
+            if label not in policy.labels:
+                known = ", ".join(repr(n) for n in sorted(policy.labels)) or "none"
+                raise PolicyError(f"invariant {self.name!r} ({self.origin}): unknown label {shown(label)}; the "
+                                  f"policy defines {known}", key="label", value=label)
         scope = _Scope.of(self.scope)
         test = _expectations(self.scope) if isinstance(self.scope, InvariantRule) else self._called
 

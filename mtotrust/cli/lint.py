@@ -68,6 +68,9 @@ def lint(policy_path: str, snapshot_path: str | None, *, as_json: bool, fingerpr
     from mtotrust._verify.compare import compare
     from mtotrust._verify.user import load_module
 
+    if compare_with is not None and modules:
+        raise UsageError("mtotrust lint: --invariants and --compare do not go together: --compare checks no "
+                         "invariant; run lint once with each")
     try:
         policy = load_policy(policy_path, fingerprint)
         extra = [inv for module in modules for inv in load_module(module)]
