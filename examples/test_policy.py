@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mtotrust import Policy, Snapshot, Trust, TrustEngine
+from mtotrust.pytest_plugin import InvariantOutcome
 from mtotrust.testing import (
     SnapshotBuilder,
     assert_allowed,
@@ -100,7 +101,7 @@ def test_policy_never_untags_guests(snapshot: Snapshot, data: st.DataObject) -> 
 
 
 def test_policy_is_sound(mto_policy: Policy, mto_snapshot: Snapshot) -> None:
-    """Every invariant of the catalogue holds for our policy, over the whole attribute space."""
+    """Every invariant of the catalogue and of policy.toml holds for our policy, over the whole attribute space."""
     assert_policy_sound(mto_policy, mto_snapshot)
 
 
@@ -108,3 +109,12 @@ def test_bad_policy_is_rejected() -> None:
     """The seeded bad policy fails the verifier, naming what it gets wrong."""
     with pytest.raises(AssertionError, match="guest_mail_tagged"):
         assert_policy_sound(Policy.load(HERE / "bad_policy.toml"))
+
+
+@pytest.mark.mtotrust(invariants=["policy.toml", "rules.py"])
+def test_trust_rules(mto_invariant: InvariantOutcome) -> None:
+    """Every invariant, the built-ins, policy.toml's and rules.py's, one item each: test_trust_rules[<name>].
+
+    The plugin fails a violated one with its minimal counterexample before this body runs.
+    """
+    assert mto_invariant.holds

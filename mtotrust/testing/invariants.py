@@ -13,6 +13,8 @@ works on a plain install; this module is its public face.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from mtotrust._policy import Policy
 from mtotrust._snapshot import Snapshot
 from mtotrust._verify import (
@@ -72,25 +74,34 @@ def by_name(name: str) -> Invariant:
 
 
 def assert_policy_sound(policy: Policy | None = None, snapshot: Snapshot | None = None, *,
-                        ignore: tuple[str, ...] | list[str] = ()) -> Report:
+                        ignore: tuple[str, ...] | list[str] = (), extra: Iterable[UserInvariant] = ()) -> Report:
     """Verify ``policy`` exhaustively and fail with every violated invariant and its counterexample.
+
+    Checks what ``mtotrust lint`` checks: the built-in invariants and the policy's own ``[[invariants]]``, and
+    ``extra`` (``@invariant`` functions).
 
     Args:
         policy: the policy (default :meth:`Policy.default`).
         snapshot: a real snapshot whose addresses are checked too.
         ignore: invariant names to leave out (a deliberate choice, say ``"guest_outside"``).
+        extra: user invariants to check too.
 
     Returns:
         the :class:`Report`, when every checked invariant holds.
 
     Raises:
         AssertionError: with the report's text.
+        KeyError: ``ignore`` names no built-in or policy invariant.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 the policy's ``[[invariants]]`` are checked too; ``extra``.
     """
+    own = declared(policy) if policy is not None else ()
     for name in ignore:
-        by_name(name)
-    report = verify(policy, snapshot, invariants=[i for i in INVARIANTS if i.name not in ignore])
+        if name not in {i.name for i in own}:
+            by_name(name)
+    everything: list[Invariant | UserInvariant] = [*INVARIANTS, *own]
+    report = verify(policy, snapshot, invariants=[i for i in everything if i.name not in ignore], extra=extra)
     if not report.ok:
         raise AssertionError("the policy violates invariants:\n" + report.format())
     return report
