@@ -288,12 +288,14 @@ class Policy(BaseModel):
                                           {"name": repr(rule.name), "key": f"{i}.name", "value": rule.name})
             seen.add(rule.name)
             wanted = [rule.label] if isinstance(rule.label, str) else rule.label or []
-            for label in wanted:
+            for j, label in enumerate(wanted):
                 if labels is not None and label not in labels:
                     known = ", ".join(repr(n) for n in sorted(labels)) or "none"
                     raise PydanticCustomError("invariant", "invariant {name}: unknown label {label}; the policy "
                                               "defines {known}", {"name": repr(rule.name), "label": repr(label),
-                                                                  "known": known, "key": f"{i}.label", "value": label})
+                                                                  "known": known, "value": label,
+                                                                  "key": f"{i}.label" + (f".{j}" if isinstance(
+                                                                      rule.label, list) else "")})
         return rules
 
     def model_post_init(self, context: Any, /) -> None:  # noqa: ARG002 - pydantic's hook signature

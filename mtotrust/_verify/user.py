@@ -108,25 +108,25 @@ class _Scope:
         if trust not in self.trusts or (self.states is not None and state not in self.states) \
                 or (self.partners is not None and case.partner not in self.partners):
             return
-        base = Point(self.app, case.identity, case.tenant_id, trust, state, case.partner, case.facts)
+        who = (self.app, case.identity, case.tenant_id, trust, state, case.partner, case.facts)
         if self.app == "resolve":
-            yield base, obs.resolution
+            yield Point(*who), obs.resolution
         elif self.app == "dlp":
-            yield base, obs.dlp
+            yield Point(*who), obs.dlp
         elif self.app == "mail":
             for variant in AUTH_VARIANTS:
                 passed, failed = variant.meaning(policy, case.local)
                 outcome = "pass" if passed else "fail" if failed else "none"
                 if self.authentications is None or outcome in self.authentications:
-                    yield attrs.evolve(base, auth=variant.name, authentication=outcome), obs.mail[variant.name]
+                    yield Point(*who, auth=variant.name, authentication=outcome), obs.mail[variant.name]
         elif self.app == "teams":
             for action in TEAMS_ACTIONS:
                 if self.actions is None or action in self.actions:
-                    yield attrs.evolve(base, action=action), obs.teams[action]
+                    yield Point(*who, action=action), obs.teams[action]
         else:
             for label, decision in obs.labels.items():
                 if self.labels is None or label in self.labels:
-                    yield attrs.evolve(base, label=label), decision
+                    yield Point(*who, label=label), decision
 
 
 def _decided_trust(decision: AppDecision) -> Trust:
@@ -310,8 +310,9 @@ def load_module(path: str | os.PathLike[str]) -> tuple[UserInvariant, ...]:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except PolicyError:
-        raise
+    except PolicyError as exc:  # an @invariant with a bad word: name the file too
+        del sys.modules[name]
+        raise PolicyError(f"invariants module {str(p)!r}: {exc}", key=exc.key, value=exc.value) from None
     except Exception as exc:
         del sys.modules[name]
         raise PolicyError(f"invariants module {str(p)!r} cannot be imported: {type(exc).__name__}: {exc}",
