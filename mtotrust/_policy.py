@@ -14,7 +14,7 @@ import time
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import attrs
 import pydantic
@@ -144,12 +144,6 @@ LabelGrant = LevelName | list[Right]
 
 # -- user invariants ([[invariants]]) ----------------------------------------------------------------------------
 
-INVARIANT_APPS = ("resolve", "mail", "dlp", "teams", "labels")
-"""What a user invariant speaks of: the resolution itself, or one app's decisions."""
-TENANT_STATES = ("local", "active", "pending", "removed", "stateless", "not_in_mto", "unknown")
-"""Where an identity is at home, as an invariant's ``tenant_state`` names it: the local tenant, an MTO tenant in
-each state (``stateless``: the MTO lists it without a state), a known tenant outside the MTO, or no known tenant
-(an unknown or look-alike domain, or an identity that is no address)."""
 _EXPECTATIONS = {"mail": ("tagged", "untagged"), "dlp": ("inside", "outside"), "teams": ("allowed", "denied"),
                  "labels": ("no_rights",), "resolve": ()}
 """The ``expect`` words each app's decisions can be held to."""
@@ -170,7 +164,14 @@ def _partner_value(value: object) -> object:
 PartnerFlag = Literal["true", "false", "null", "absent"]
 Authentication = Literal["pass", "fail", "none"]
 TenantState = Literal["local", "active", "pending", "removed", "stateless", "not_in_mto", "unknown"]
-TeamsAction = Literal["chat", "call", "meeting_lobby_bypass", "file_sharing", "presence", "people_search"]
+"""Where an identity is at home, as an invariant's ``tenant_state`` names it: the local tenant, an MTO tenant in
+each state (``stateless``: the MTO lists it without a state), a known tenant outside the MTO, or no known tenant
+(an unknown or look-alike domain, or an identity that is no address)."""
+InvariantApp = Literal["resolve", "mail", "dlp", "teams", "labels"]
+"""What a user invariant speaks of: the resolution itself, or one app's decisions."""
+TENANT_STATES: tuple[str, ...] = get_args(TenantState)
+INVARIANT_APPS: tuple[str, ...] = get_args(InvariantApp)
+TeamsAction = Literal[TEAMS_ACTIONS]  # type: ignore[valid-type]  # the one list of actions
 Expectation = Literal["tagged", "untagged", "inside", "outside", "allowed", "denied", "no_rights"]
 
 
@@ -185,15 +186,17 @@ class InvariantScope(_Section):
     """
 
     name: Annotated[str, Field(min_length=1)]
-    app: Literal["resolve", "mail", "dlp", "teams", "labels"]
-    trust: TrustName | list[TrustName] | None = None
+    app: InvariantApp
+    trust: TrustName | Annotated[list[TrustName], Field(min_length=1)] | None = None
     trust_at_least: TrustName | None = None
     trust_at_most: TrustName | None = None
-    tenant_state: TenantState | list[TenantState] | None = None
-    partner: Annotated[PartnerFlag | list[PartnerFlag] | None, pydantic.BeforeValidator(_partner_value)] = None
-    authentication: Authentication | list[Authentication] | None = None
-    label: Annotated[str, Field(min_length=1)] | list[Annotated[str, Field(min_length=1)]] | None = None
-    action: TeamsAction | list[TeamsAction] | None = None
+    tenant_state: TenantState | Annotated[list[TenantState], Field(min_length=1)] | None = None
+    partner: Annotated[PartnerFlag | Annotated[list[PartnerFlag], Field(min_length=1)] | None,
+                       pydantic.BeforeValidator(_partner_value)] = None
+    authentication: Authentication | Annotated[list[Authentication], Field(min_length=1)] | None = None
+    label: Annotated[str, Field(min_length=1)] | Annotated[list[Annotated[str, Field(min_length=1)]],
+                                                           Field(min_length=1)] | None = None
+    action: TeamsAction | Annotated[list[TeamsAction], Field(min_length=1)] | None = None
 
     @pydantic.model_validator(mode="after")
     def _check_scope(self) -> InvariantScope:

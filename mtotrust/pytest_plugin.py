@@ -36,7 +36,7 @@ import pytest
 
 from mtotrust._builder import SnapshotBuilder
 from mtotrust._engine import TrustEngine
-from mtotrust._errors import shown
+from mtotrust._errors import MtoTrustError, shown
 from mtotrust._policy import Policy, policy_named
 from mtotrust._snapshot import Snapshot
 
@@ -371,10 +371,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not paths:
         return
     base = config.inipath.parent if config.inipath is not None else config.rootpath
-    policy_choice = _ini_value(config, "mtotrust_policy")
-    snapshot_choice = _ini_value(config, "mtotrust_snapshot")
-    policy = _policy_of(config, *policy_choice) if policy_choice else None
-    snapshot = _snapshot_of(config, *snapshot_choice) if snapshot_choice else None
-    plan = _plan(list(_sources(config, [str(p) for p in paths], base)), policy, snapshot)
+    try:
+        policy_choice = _ini_value(config, "mtotrust_policy")
+        snapshot_choice = _ini_value(config, "mtotrust_snapshot")
+        policy = _policy_of(config, *policy_choice) if policy_choice else None
+        snapshot = _snapshot_of(config, *snapshot_choice) if snapshot_choice else None
+        plan = _plan(list(_sources(config, [str(p) for p in paths], base)), policy, snapshot)
+    except (MtoTrustError, OSError) as exc:
+        raise pytest.UsageError(f"mtotrust_invariants: {exc}") from None
     parent = _InvariantSources.from_parent(session, path=paths[0], plan=plan)
     items[:0] = list(parent.collect())

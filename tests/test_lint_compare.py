@@ -511,11 +511,11 @@ class TestCompareExampleWithClassic:
                 teams["key_before"], teams["key_after"])
 
     def test_label_only_one_side_defines(self, example_vs_classic: Run) -> None:
-        """A label the classic side does not define is compared as 'label not defined' on its side, with no key."""
+        """A label the classic side does not define is 'label not defined' on its side, its key saying so."""
         differences = json.loads(example_vs_classic.out)["differences"]
         undefined = [d for d in differences if d["before"] == "label not defined"]
         assert {f"label {name!r}" for name in Policy.load(EXAMPLE).labels} == {d["app"] for d in undefined}
-        assert all(d["key_before"] is None for d in undefined)
+        assert all(d["key_before"] == f"labels (no {d['app']})" for d in undefined)
         assert not [d for d in differences if d["after"] == "label not defined"]
 
     def test_block_only_one_side_has(self, example_vs_classic: Run) -> None:

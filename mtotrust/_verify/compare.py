@@ -63,8 +63,7 @@ class Difference:
     def format(self, before: str, after: str) -> str:
         """Return the class as indented text, the two policies called ``before`` and ``after``.
 
-        The text explains the counterexample under ``after`` only (the reasons up to the app's rule are the same
-        under both); :meth:`to_dict` carries both explanations.
+        The text explains the counterexample under ``after`` only; :meth:`to_dict` carries both explanations.
         """
         tid = f"  tenant_id: {self.tenant_id}" if self.tenant_id else ""
         lines = [f"DIFF {self.app}, identities at trust {self.trust}: {self.before} ({before}) -> {self.after} "
@@ -169,8 +168,8 @@ class _Classes:
                 app=app, trust=trust.value, before=before, after=after, count=self.counts[key],
                 identity=case.identity, tenant_id=case.tenant_id,
                 attributes=case.facts.describe() if case.facts else "from the given snapshot", where=where,
-                key_before=deciding_key(da, self.before) if da is not None else None,
-                key_after=deciding_key(db, self.after) if db is not None else None,
+                key_before=deciding_key(da, self.before) if da is not None else _no_label(app),
+                key_after=deciding_key(db, self.after) if db is not None else _no_label(app),
                 explanation_before=explain(da) if da is not None else "the label is not defined",
                 explanation_after=explain(db) if db is not None else "the label is not defined"))
         return tuple(found)
@@ -197,6 +196,10 @@ def _shared_variants(policy: Policy, baseline: Policy) -> tuple[AuthVariant, ...
 def _made_as_for(variant: AuthVariant, policy: Policy) -> Callable[[str, Policy], Any]:
     """Return ``variant``'s maker that makes the message as for ``policy``, whichever policy evaluates it."""
     return lambda domain, _evaluating: variant.make(domain, policy)
+
+
+def _no_label(app: str) -> str:
+    return f"labels (no {app})"
 
 
 def compare(policy: Policy, baseline: Policy, snapshot: Snapshot | None = None, *, names: tuple[str, str] =

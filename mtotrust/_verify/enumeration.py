@@ -65,7 +65,7 @@ def enumerate_space(policy: Policy | None = None, *, others: Iterable[Policy] = 
 
         def add(local_part: str, facts: Facts, identity: str | None = None, *, domain: str = domain,
                 home_tid: str | None = home_tid, protected: bool = protected, state: str = state,
-                flag: str = partner if state != "unknown" else "absent") -> None:
+                flag: str = partner) -> None:
             address = f"{local_part}@{domain}"
             # the mail sender is the From address as written: an #EXT# UPN is at a local domain
             sender_local = identity is not None
@@ -122,7 +122,7 @@ def enumerate_space(policy: Policy | None = None, *, others: Iterable[Policy] = 
     # every overrides.block entry of the policy, made a happy MTO member but for the block
     # (a probe at a domain of the space is at home where that domain is; any other is of an active tenant)
     homes_of = {c.domain: (c.home_state, c.partner) for c in cases if c.domain and c.facts and c.facts.via == "mail"
-                and c.home_state not in ("invalid", "unknown")}
+                and c.home_state != "invalid"}
     known = set(b.local_domains) | {c.domain for c in cases if c.domain}
     for i, address in enumerate(_block_probes((policy, *others))):
         domain = address.rpartition("@")[2]

@@ -179,8 +179,8 @@ def _expectations(rule: InvariantRule) -> Callable[[Point, Any], str | None]:
 _OUTCOMES: dict[str, Callable[[Point, Any], str | None]] = {
     "tagged": lambda _p, d: None if d.tag_external else f"mail at trust {d.trust} is not tagged [External]",
     "untagged": lambda _p, d: None if not d.tag_external else f"mail at trust {d.trust} is tagged [External]",
-    "inside": lambda p, _d: None if _d.inside_organization else f"a recipient at trust {p.trust} counts outside",
-    "outside": lambda p, _d: None if not _d.inside_organization else f"a recipient at trust {p.trust} counts inside",
+    "inside": lambda p, d: None if d.inside_organization else f"a recipient at trust {p.trust} counts outside",
+    "outside": lambda p, d: None if not d.inside_organization else f"a recipient at trust {p.trust} counts inside",
     "allowed": lambda _p, d: None if d.allowed else f"{d.action} denied at trust {d.trust}",
     "denied": lambda _p, d: None if not d.allowed else f"{d.action} allowed at trust {d.trust}",
     "no_rights": lambda _p, d: None if not d.rights else f"grants {_show(d.rights)} at trust {d.trust}",
@@ -215,8 +215,10 @@ class UserInvariant:
             raise TypeError(f"invariant {self.name!r} is declarative; verify it with mtotrust lint")
         return self.function(point, decision)
 
-    def bind(self, policy: Policy) -> Invariant:
+    def bind(self, policy: Policy, examined: list[int] | None = None) -> Invariant:
         """Return this invariant as the verifier checks it against ``policy``.
+
+        ``examined``, if given, is a one-item list that counts the decisions the invariant is checked on.
 
         Raises:
             PolicyError: the invariant names a label ``policy`` does not define (key ``label``): it would speak
@@ -232,6 +234,8 @@ class UserInvariant:
 
         def check_case(obs: Observation, policy: Policy) -> Iterator[Violation]:
             for point, decision in scope.points(obs, policy):
+                if examined is not None:
+                    examined[0] += 1
                 problem = test(point, decision)
                 if problem is not None:
                     yield Violation(obs, point.where, problem, decision)
@@ -317,7 +321,7 @@ def load_module(path: str | os.PathLike[str]) -> tuple[UserInvariant, ...]:
         del sys.modules[name]
         raise PolicyError(f"invariants module {str(p)!r} cannot be imported: {type(exc).__name__}: {exc}",
                           value=str(p)) from exc
-    found = tuple(v for v in vars(module).values() if isinstance(v, UserInvariant))
+    found = tuple(dict.fromkeys(v for v in vars(module).values() if isinstance(v, UserInvariant)))
     if not found:
         raise PolicyError(f"invariants module {str(p)!r} defines no invariant; decorate a function of (point, "
                           "decision) with @mtotrust.testing.invariant", value=str(p))

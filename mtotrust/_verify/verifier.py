@@ -226,15 +226,17 @@ def verify(policy: Policy | None = None, snapshot: Snapshot | None = None, *,
 
     Raises:
         KeyError: for an unknown invariant name.
-        PolicyError: two invariants share a name, a Python invariant names a label the policy does not define,
-            raises, or returns something other than a bool.
+        PolicyError: two invariants share a name, a user invariant names a label the policy does not define or
+            speaks of no decision at all (its filters match nothing), a Python invariant raises or returns
+            something other than a bool.
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0 ``progress``; memory no longer grows with the snapshot.
     .. versionchanged:: 0.2.0 the policy's ``[[invariants]]`` are checked too; ``extra``; user invariants.
     """
     policy = policy if policy is not None else Policy.default()
-    chosen = _chosen(policy, invariants, extra)
+    examined: dict[str, list[int]] = {}
+    chosen = _chosen(policy, invariants, extra, examined)
     start = time.perf_counter()
     space, cases = enumerate_space(policy)
     checker = Checker(chosen, policy)
@@ -246,18 +248,27 @@ def verify(policy: Policy | None = None, snapshot: Snapshot | None = None, *,
                               next(iter(addresses), ""))
         stream = itertools.chain(stream, _reported(extra_cases, len(addresses), progress, ADDRESSES))
     checker.check(stream)
+    vacuous = [name for name, count in examined.items() if count[0] == 0]
+    if vacuous:
+        raise PolicyError(f"invariant {vacuous[0]!r} speaks of no decision: no identity of the space matches all its "
+                          "filters (a local tenant has no partner flag, say), so it would hold without checking "
+                          "anything; widen or remove it", key=vacuous[0], value=vacuous[0])
     return Report(policy.fingerprint, checker.cases, checker.decisions, time.perf_counter() - start,
                   tuple(i.name for i in chosen), checker.findings())
 
 
 def _chosen(policy: Policy, invariants: Iterable[Invariant | UserInvariant | str] | None,
-            extra: Iterable[Invariant | UserInvariant]) -> list[Invariant]:
-    """Resolve names, bind user invariants to ``policy``, and refuse two invariants of one name."""
+            extra: Iterable[Invariant | UserInvariant], examined: dict[str, list[int]]) -> list[Invariant]:
+    """Resolve names, bind user invariants to ``policy`` and refuse two invariants of one name.
+
+    ``examined`` gets a counter per user invariant: how many decisions it is checked on.
+    """
     everything: list[Invariant | UserInvariant] = [*INVARIANTS, *declared(policy)]
     by_name = {i.name: i for i in everything}
     wanted: Iterable[Invariant | UserInvariant | str] = invariants if invariants is not None else everything
     picked: list[Invariant | UserInvariant] = [by_name[i] if isinstance(i, str) else i for i in wanted]
-    chosen = [i.bind(policy) if isinstance(i, UserInvariant) else i for i in (*picked, *extra)]
+    chosen = [i.bind(policy, examined.setdefault(i.name, [0])) if isinstance(i, UserInvariant) else i
+              for i in (*picked, *extra)]
     seen: set[str] = set()
     for inv in chosen:
         if inv.name in seen:
