@@ -25,8 +25,21 @@ from mtotrust._files import MAX_PAGE_BYTES, read_regular
 from mtotrust._model import DirectoryUser, Tenant
 from mtotrust._overlay import MISSING
 
-__all__ = ["FolderParts", "Page", "Progress", "delta_pages", "now", "page_files", "parse_parts", "read_folder",
-           "read_taken_at"]
+__all__ = [
+    "FolderParts",
+    "Page",
+    "Progress",
+    "delta_pages",
+    "now",
+    "page_files",
+    "parse_domains",
+    "parse_mto",
+    "parse_organization",
+    "parse_partners",
+    "parse_parts",
+    "read_folder",
+    "read_taken_at",
+]
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, what)``: see :meth:`mtotrust.Snapshot.load`."""
@@ -52,7 +65,10 @@ class FolderParts:
 
 
 class Page:
-    """One users/delta page: a file read and validated when asked (one page in memory at a time), or data."""
+    """One users/delta page: a file read and validated when asked (one page in memory at a time), or data.
+
+    ``data`` is the decoded page, or the bytes of a response body, read exactly as a page file's bytes are.
+    """
 
     __slots__ = ("data", "file")
 
@@ -61,12 +77,16 @@ class Page:
 
     def users(self) -> list[dict[str, Any]]:
         """Return the page's user objects (validated dicts with Graph's field names)."""
+        if self.data.__class__ is bytes:
+            return graph.parse_users_page(self.data, self.file, raw=True)
         if self.data is not MISSING:
             return graph.parse_users_page(self.data, self.file)
         return graph.parse_users_page(_read_bytes(Path(self.file)), self.file, raw=True)
 
     def directory_users(self) -> list[DirectoryUser]:
         """Return the page's user objects as directory records; a large page file is read one object at a time."""
+        if self.data.__class__ is bytes:
+            return graph.read_users_page(self.data, self.file, graph.user_from_dict)
         if self.data is not MISSING:
             return list(map(graph.user_from_dict, self.users()))
         return graph.read_users_page(_read_bytes(Path(self.file)), self.file, graph.user_from_dict)
@@ -173,35 +193,54 @@ def read_folder(folder: Path, progress: Progress | None) -> FolderParts:
     )
 
 
+def parse_organization(doc: Document) -> tuple[str, str | None, frozenset[str]]:
+    """Validate ``organization.json``: return the local tenant's id, display name and verified domains."""
+    org = graph.parse_document(graph.OrganizationResponse, doc[1], doc[0]).value[0]
+    local_domains = frozenset(_domain(d.name, doc[0], f"$.value[0].verifiedDomains[{i}].name")
+                              for i, d in enumerate(org.verified_domains))
+    return org.id.lower(), org.display_name, local_domains
+
+
+def parse_mto(doc: Document) -> dict[str, Tenant]:
+    """Validate ``mto.json``: return the MTO tenants by tenant id."""
+    tenants: dict[str, Tenant] = {}
+    for i, member in enumerate(graph.parse_document(graph.MtoTenantsResponse, doc[1], doc[0]).value):
+        tenant_row = graph.to_tenant(member)
+        _unique(tenants, tenant_row.tenant_id, doc[0], f"$.value[{i}].tenantId")
+        tenants[tenant_row.tenant_id] = tenant_row
+    return tenants
+
+
+def parse_domains(doc: Document) -> dict[str, str]:
+    """Validate ``domains.json``: return the domain map (domain -> tenant id)."""
+    domain_tenants: dict[str, str] = {}
+    for i, row in enumerate(graph.parse_document(graph.DomainsFile, doc[1], doc[0]).value):
+        path = f"$.value[{i}]"
+        name = _domain(row.domain_name, doc[0], f"{path}.domainName")
+        tenant = _intern(row.tenant_id.lower())
+        if domain_tenants.get(name, tenant) != tenant:
+            raise SnapshotError(f"domain {name!r} is mapped to two tenants ({domain_tenants[name]} and "
+                                f"{tenant}); keep one row per domain", file=doc[0], path=path, value=name)
+        domain_tenants[name] = tenant
+    return domain_tenants
+
+
+def parse_partners(doc: Document) -> dict[str, bool | None]:
+    """Validate ``partners.json``: return each partner's ``isInMultiTenantOrganization`` by tenant id."""
+    partner_rows: dict[str, bool | None] = {}
+    for i, p in enumerate(graph.parse_document(graph.PartnersResponse, doc[1], doc[0]).value):
+        _unique(partner_rows, p.tenant_id.lower(), doc[0], f"$.value[{i}].tenantId")
+        partner_rows[p.tenant_id.lower()] = p.is_in_multi_tenant_organization
+    return partner_rows
+
+
 def parse_parts(organization: Document, mto: Document, domains: Document, partners: Document | None,
                 user_pages: list[Page], delta: list[Page], taken_at: dt.datetime,
                 progress: Progress | None) -> FolderParts:
     """Validate the documents of a snapshot and index its ``users/`` pages (``delta`` is returned unread)."""
-    org = graph.parse_document(graph.OrganizationResponse, organization[1], organization[0]).value[0]
-    local_domains = frozenset(
-        _domain(d.name, organization[0], f"$.value[0].verifiedDomains[{i}].name")
-        for i, d in enumerate(org.verified_domains)
-    )
-    tenants: dict[str, Tenant] = {}
-    for i, member in enumerate(graph.parse_document(graph.MtoTenantsResponse, mto[1], mto[0]).value):
-        tenant_row = graph.to_tenant(member)
-        _unique(tenants, tenant_row.tenant_id, mto[0], f"$.value[{i}].tenantId")
-        tenants[tenant_row.tenant_id] = tenant_row
-    domain_tenants: dict[str, str] = {}
-    for i, row in enumerate(graph.parse_document(graph.DomainsFile, domains[1], domains[0]).value):
-        path = f"$.value[{i}]"
-        name = _domain(row.domain_name, domains[0], f"{path}.domainName")
-        tenant = _intern(row.tenant_id.lower())
-        if domain_tenants.get(name, tenant) != tenant:
-            raise SnapshotError(f"domain {name!r} is mapped to two tenants ({domain_tenants[name]} and "
-                                f"{tenant}); keep one row per domain", file=domains[0], path=path, value=name)
-        domain_tenants[name] = tenant
-    partner_rows: dict[str, bool | None] = {}
-    if partners is not None:
-        for i, p in enumerate(graph.parse_document(graph.PartnersResponse, partners[1], partners[0]).value):
-            _unique(partner_rows, p.tenant_id.lower(), partners[0], f"$.value[{i}].tenantId")
-            partner_rows[p.tenant_id.lower()] = p.is_in_multi_tenant_organization
-
+    tenant_id, display_name, local_domains = parse_organization(organization)
+    tenants, domain_tenants = parse_mto(mto), parse_domains(domains)
+    partner_rows = parse_partners(partners) if partners is not None else {}
     users: dict[str, DirectoryUser] = {}
     total = len(user_pages)
     if progress is not None:
@@ -216,6 +255,6 @@ def parse_parts(organization: Document, mto: Document, domains: Document, partne
             users[uid] = user
         if progress is not None:
             progress(done, total, "users pages")
-    directory = Directory(tenant_id=org.id.lower(), display_name=org.display_name, local_domains=local_domains,
+    directory = Directory(tenant_id=tenant_id, display_name=display_name, local_domains=local_domains,
                           tenants=tenants, domain_tenants=domain_tenants, partners=partner_rows, users=users)
     return FolderParts(directory, build_index(users.values(), local_domains), delta, taken_at)

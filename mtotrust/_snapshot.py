@@ -32,6 +32,7 @@ from mtotrust._directory import (
     Directory,
     Index,
     Normalizer,
+    build_index,
     by_id,
     content_id,
     user_digest,
@@ -45,6 +46,10 @@ from mtotrust._ingest import (
     check_not_future,
     delta_pages,
     now,
+    parse_domains,
+    parse_mto,
+    parse_organization,
+    parse_partners,
     parse_parts,
     read_folder,
     read_taken_at,
@@ -422,6 +427,41 @@ class Snapshot:
         with _gc_paused:  # a collection would traverse the whole (shared) directory: a cost of its size
             return self._derive(docs, when)
 
+    def with_documents(self, *, organization: Any = None, mto: Any = None, domains: Any = None,
+                       partners: Any = None, taken_at: dt.datetime | None = None) -> Snapshot:
+        """Return a new snapshot with some tenant-level documents replaced and this snapshot's users.
+
+        Each given document replaces the one this snapshot was built from (the body of ``organization.json``,
+        ``mto.json``, ``domains.json`` or ``partners.json``, validated as :meth:`from_documents` validates it);
+        one left ``None`` is kept. A sync that fetches the tenant anew and applies a users delta on top uses it.
+        The users are re-indexed only when the local verified domains change. The result's ``taken_at`` is
+        ``taken_at`` when given, else this snapshot's.
+
+        Raises:
+            SnapshotError: for a document that is not valid, naming it and the JSON path.
+
+        .. versionadded:: 0.2.0
+        """
+        if taken_at is not None:
+            check_not_future(taken_at, "taken_at")
+        old = self._dir
+        tenant_id, display_name, local_domains = (parse_organization(("organization.json", organization))
+                                                  if organization is not None
+                                                  else (old.tenant_id, old.display_name, old.local_domains))
+        users: Mapping[str, DirectoryUser] = old.users if isinstance(old.users, dict) else dict(old.users.items())
+        if local_domains != old.local_domains:
+            index = build_index(users.values(), local_domains)
+        else:
+            index = _merged(self._index, self._index_over)
+        directory = Directory(
+            tenant_id=tenant_id, display_name=display_name, local_domains=local_domains,
+            tenants=parse_mto(("mto.json", mto)) if mto is not None else old.tenants,
+            domain_tenants=parse_domains(("domains.json", domains)) if domains is not None else old.domain_tenants,
+            partners=parse_partners(("partners.json", partners)) if partners is not None else old.partners,
+            users=users)
+        return Snapshot._make(directory, index, taken_at or self.taken_at, users_digest=self._users_digest,
+                              metadata=self._metadata)
+
     def _derive(self, docs: list[Page], taken_at: dt.datetime) -> Snapshot:
         users = Overlay(self._dir.users)
         before: dict[str, DirectoryUser | None] = {}
@@ -460,13 +500,7 @@ class Snapshot:
         base_size = len(users.base) + len(index.base)
         if len(users.over) + len(index.over) > _COMPACT_FRACTION * base_size:
             user_map: Mapping[str, DirectoryUser] = users.materialize()
-            merged = dict(index.base)
-            for key, value in index.over.items():
-                if value is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
-            index_base, index_over = merged, None
+            index_base, index_over = _merged(index.base, index.over), None
         else:
             user_map = users.view()
             index_base, index_over = index.base, index.over
@@ -494,14 +528,7 @@ class Snapshot:
             users: Mapping[str, DirectoryUser] = snap._dir.users
             if snap._index_over is not None or not isinstance(users, dict):
                 users = dict(users.items())
-                index = dict(snap._index)
-                for key, value in (snap._index_over or {}).items():
-                    if value is None:
-                        index.pop(key, None)
-                    else:
-                        index[key] = value
-            else:
-                index = snap._index
+            index = _merged(snap._index, snap._index_over)
             directory = attrs.evolve(directory, users=users)
         return cls._make(directory, index, taken_at)
 
@@ -526,6 +553,19 @@ class Snapshot:
         assert self._users_digest is not None
         save_store(path, StoreParts(self._dir, {}, self.taken_at, snapshot_id, self._users_digest,
                                     self._metadata if metadata is None else metadata), self.lookup)
+
+
+def _merged(index: Index, over: dict[str, Any] | None) -> Index:
+    """Return ``index`` with a delta overlay of it applied (a value ``None`` removes the key): a fresh dict."""
+    if over is None:
+        return index
+    merged = dict(index)
+    for key, value in over.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _delta_source(path: Path) -> tuple[list[Page], dt.datetime | None]:
