@@ -29,7 +29,7 @@ from mtotrust._address import (
 from mtotrust._errors import IdentityError
 from mtotrust._model import DirectoryUser, Tenant
 
-__all__ = ["Directory", "Index", "Normalizer", "add_to_index", "build_index", "by_id", "content_id",
+__all__ = ["DIGEST_MODULUS", "Directory", "Index", "Normalizer", "add_to_index", "build_index", "by_id", "content_id",
            "user_addresses", "user_digest", "users_digest"]
 
 Index = dict[str, "DirectoryUser | tuple[DirectoryUser, ...]"]
@@ -177,7 +177,8 @@ class Directory:
 
 # -- content id --------------------------------------------------------------------------------------------------
 
-_MODULUS = 1 << 256
+DIGEST_MODULUS = 1 << 256
+"""Users digests are kept modulo this (the store writes one as 64 hex digits)."""
 
 
 def user_digest(user: DirectoryUser, _sha256: Any = hashlib.sha256, _from_bytes: Any = int.from_bytes) -> int:
@@ -193,7 +194,7 @@ def user_digest(user: DirectoryUser, _sha256: Any = hashlib.sha256, _from_bytes:
 
 def users_digest(users: Iterable[DirectoryUser]) -> int:
     """Return the order-independent digest of many users: the sum of their digests modulo 2**256."""
-    return sum(map(user_digest, users)) % _MODULUS
+    return sum(map(user_digest, users)) % DIGEST_MODULUS
 
 
 def content_id(directory: Directory, users: int) -> str:
@@ -208,6 +209,6 @@ def content_id(directory: Directory, users: int) -> str:
         "tenants": sorted([t.tenant_id, t.state] for t in directory.tenants.values()),
         "domains": sorted(directory.domain_tenants.items()),
         "partners": sorted(directory.partners.items()),
-        "users": f"{users % _MODULUS:064x}",
+        "users": f"{users % DIGEST_MODULUS:064x}",
     }, separators=(",", ":"), sort_keys=True)
     return "sha256:" + hashlib.sha256(header.encode()).hexdigest()[:32]

@@ -29,6 +29,7 @@ import attrs
 from mtotrust import _graph as graph
 from mtotrust._address import domain_skeleton, normalize_address
 from mtotrust._directory import (
+    DIGEST_MODULUS,
     Directory,
     Index,
     Normalizer,
@@ -482,8 +483,9 @@ class Snapshot:
             new = users.get(uid)
             if new is old:
                 continue
-            if digest is not None:
-                digest += (0 if new is None else user_digest(new)) - (0 if old is None else user_digest(old))
+            if digest is not None:  # kept in [0, 2**256): a store writes it as 64 hex digits
+                digest = (digest + (0 if new is None else user_digest(new)) - (0 if old is None else user_digest(old))
+                          ) % DIGEST_MODULUS
             old_keys = keys(old) if old is not None else []
             new_keys = keys(new) if new is not None else []
             new_set = set(new_keys)  # a membership test per key: O(1) for a user with 100k addresses
