@@ -23,7 +23,8 @@ LAYERS = [
     "mtotrust._store",
     "mtotrust._snapshot", "mtotrust._policy", "mtotrust._explain", "mtotrust._resolve", "mtotrust._fromaddr",
     "mtotrust.mailauth",
-    "mtotrust._apps", "mtotrust._decisionlog", "mtotrust._engine", "mtotrust._watch", "mtotrust._builder", "mtotrust._verify",
+    "mtotrust._apps", "mtotrust._decisionlog", "mtotrust._engine", "mtotrust._watch", "mtotrust._builder",
+    "mtotrust._verify",
     "mtotrust", "mtotrust.testing", "mtotrust.pytest_plugin", "mtotrust.cli", "mtotrust.__main__",
 ]
 WINGS = {"mtotrust.sync": "sync", "mtotrust.mailflow": "mailflow", "mtotrust.service": "serve",

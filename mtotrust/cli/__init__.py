@@ -1,8 +1,9 @@
-"""The ``mtotrust`` command: ``demo``, ``check`` and ``lint``.
+"""The ``mtotrust`` command: ``demo``, ``check``, ``lint`` and ``sync``.
 
 ``main`` parses the command line and runs one sub-command. Each sub-command lives in its own module
-(:mod:`~mtotrust.cli.demo`, :mod:`~mtotrust.cli.check`, :mod:`~mtotrust.cli.lint`), imported only when that
-command runs, so ``mtotrust --help`` and ``mtotrust COMMAND --help`` cost little more than ``import mtotrust``.
+(:mod:`~mtotrust.cli.demo`, :mod:`~mtotrust.cli.check`, :mod:`~mtotrust.cli.lint`, :mod:`~mtotrust.cli.sync`),
+imported only when that command runs, so ``mtotrust --help`` and ``mtotrust COMMAND --help`` cost little more than
+``import mtotrust``.
 
 Exit codes: 0 success; 1 the command ran and found problems; 2 bad usage or input, or the output cannot be written
 (one line on stderr naming the problem, never a traceback); 3 internal error. A reader that stops reading (``|
@@ -61,6 +62,12 @@ def _run_lint(args: argparse.Namespace) -> int:
     return lint.run(args)
 
 
+def _run_sync(args: argparse.Namespace) -> int:
+    from mtotrust.cli import sync
+
+    return sync.run(args)
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="mtotrust", description="Decide how far to trust an external identity in a Microsoft "
                      "365 multi-tenant organization.")
@@ -104,7 +111,41 @@ def _parser() -> _Parser:
                       "counterexample each (exit 0)")
     lint.add_argument("--json", action="store_true", help="print findings as JSON")
     lint.set_defaults(run=_run_lint)
+    _sync_parser(sub)
     return parser
+
+
+def _sync_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    sync = sub.add_parser("sync", help="pull the tenant's directory from Microsoft Graph into a store, then keep it "
+                          "current with delta queries", description="Pull the tenant's directory from Microsoft Graph "
+                          "into the SQLite store (created on the first run); later runs apply only the changes since "
+                          "the last. Needs the 'sync' extra. Exit 0 synced; 1 Graph unreachable or throttling past "
+                          "the caps (store unchanged); 2 bad usage, credentials, permissions or tenant mismatch.")
+    sync.add_argument("--tenant", required=True, metavar="TENANT_ID", help="the tenant (directory) id to sync")
+    sync.add_argument("--store", required=True, metavar="PATH.sqlite", help="the store to create or bring up to date")
+    sync.add_argument("--graph-url", default="https://graph.microsoft.com", metavar="URL",
+                      help="the Graph endpoint (default: %(default)s; a national cloud's, or a test server)")
+    sync.add_argument("--client-id", metavar="ID", help="the app registration's application (client) id")
+    secret = sync.add_mutually_exclusive_group()
+    secret.add_argument("--certificate", metavar="PEM", help="with --client-id: the app's certificate and private "
+                        "key (PEM file)")
+    secret.add_argument("--client-secret-env", metavar="VAR", help="with --client-id: the environment variable "
+                        "holding the app's client secret")
+    secret.add_argument("--managed-identity", action="store_true", help="the Azure managed identity (with "
+                        "--client-id: a user-assigned one)")
+    secret.add_argument("--token-env", metavar="VAR", help="a Graph bearer token in this environment variable, used "
+                        "as it is (e.g. from: az account get-access-token --resource https://graph.microsoft.com)")
+    sync.add_argument("--full", action="store_true", help="read the whole directory again instead of the changes "
+                      "(and forget an unfinished sync's pages)")
+    sync.add_argument("--reconcile", action="store_true", help="a full pass that repairs drift (objects the delta "
+                      "rounds missed) and lists what it repaired")
+    sync.add_argument("--dry-run", action="store_true", help="say what would change; leave the store untouched")
+    sync.add_argument("--max-attempts", type=int, default=8, metavar="N",
+                      help="tries of one request before giving up (default: %(default)s)")
+    sync.add_argument("--max-wait", type=float, default=600.0, metavar="SECONDS",
+                      help="most time spent waiting on throttling and retries in one run (default: %(default)s)")
+    sync.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sync.set_defaults(run=_run_sync)
 
 
 def _fingerprint_option(command: argparse.ArgumentParser) -> None:

@@ -1,0 +1,137 @@
+"""The resume journal of a sync: the users pages read so far, so a killed sync goes on where it stopped.
+
+A sync reads the users delta page by page and saves the store only once, when it has them all (a store is one
+sealed file, replaced whole: readers never see half a sync). Each page is first committed here together with the
+link to the next one, in one SQLite transaction: a sync killed at any point (SIGKILL included) leaves at most the
+pages it had, and the next sync of the same store starting from the same stored generation goes on from the last
+committed page instead of starting again. The journal is the file ``.STORE.sync`` beside the store (its
+``-journal`` beside it while a commit is under way); the sync that saves the store removes it. It also serves as
+the lock that keeps two syncs of one store apart.
+
+Only an unfinished sync leaves this file; it holds directory data (mode 0600) and nothing secret (links carry no
+credential). ``mtotrust sync --full`` starts afresh, discarding it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+
+from mtotrust.sync._errors import SyncUsageError
+
+__all__ = ["Journal", "JournalRun", "journal_path"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS page (seq INTEGER PRIMARY KEY, body BLOB NOT NULL, next TEXT);
+"""
+
+
+def journal_path(store: Path) -> Path:
+    """Return where the journal of ``store`` lives."""
+    return store.with_name(f".{store.name}.sync")
+
+
+@attrs.frozen(slots=True)
+class JournalRun:
+    """What a sync run starts from; a journal is resumed only by a run that starts from the same."""
+
+    tenant: str
+    graph_url: str
+    base_id: str  # the stored generation's Snapshot.id ("" for no store)
+    base_link: str  # the stored delta link the run started from ("" for a full round)
+
+    def as_rows(self) -> list[tuple[str, str]]:
+        """Return the rows the journal keeps."""
+        return sorted(attrs.asdict(self).items())
+
+
+class Journal:
+    """The journal of one store (or, for a dry run, one in memory that nothing outlives)."""
+
+    def __init__(self, store: Path | None) -> None:
+        self.path = None if store is None else journal_path(store)
+        self._lock: int | None = None
+        if self.path is not None:
+            self._lock = _lock(self.path)
+        try:
+            self._db = sqlite3.connect(":memory:" if self.path is None else self.path, isolation_level=None)
+            # A commit survives the process being killed (the OS has the pages); no fsync per page.
+            self._db.execute("PRAGMA synchronous=OFF")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            self.close()
+            raise SyncUsageError(f"cannot use the sync journal {str(self.path)!r} ({exc}); remove it and sync "
+                                 "again (with --full)") from exc
+
+    def resume(self, run: JournalRun) -> tuple[list[bytes], str | None] | None:
+        """Return the committed pages and the link after the last one, if the journal holds ``run``'s pages."""
+        rows = dict(self._db.execute("SELECT key, value FROM run"))
+        if rows != dict(run.as_rows()):
+            return None
+        pages = self._db.execute("SELECT body, next FROM page ORDER BY seq").fetchall()
+        if not pages:
+            return None
+        return [bytes(body) for body, _ in pages], pages[-1][1]
+
+    def start(self, run: JournalRun) -> None:
+        """Forget what the journal holds and start ``run``."""
+        with self._transaction():
+            self._db.execute("DELETE FROM page")
+            self._db.execute("DELETE FROM run")
+            self._db.executemany("INSERT INTO run VALUES (?, ?)", run.as_rows())
+
+    def commit(self, body: bytes, next_link: str | None) -> None:
+        """Commit one page (the response body as read) and the link to the next one, together."""
+        with self._transaction():
+            self._db.execute("INSERT INTO page (body, next) VALUES (?, ?)", (body, next_link))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def remove(self) -> None:
+        """Close and delete the journal (the sync it served has saved the store)."""
+        self.close()
+        if self.path is not None:
+            for leftover in (self.path, self.path.with_name(self.path.name + "-journal")):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+
+    def close(self) -> None:
+        """Close the journal, keeping its file (an unfinished sync)."""
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
+            del self._db
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+
+def _lock(path: Path) -> int:
+    """Create (0600) or open the journal file and hold its exclusive lock, or say which sync holds it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise SyncUsageError(f"cannot create the sync journal {str(path)!r} beside the store ({exc.strerror}); "
+                             "sync to a store in a folder this account may write") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SyncUsageError(f"another sync of this store is running (it holds {str(path)!r}); wait for it to "
+                             "finish") from None
+    return fd
