@@ -389,7 +389,11 @@ class Snapshot:
     ) -> Snapshot:
         """Build a snapshot from decoded Graph JSON documents, each the body of one file of a snapshot folder.
 
-        ``users`` and ``delta`` are sequences of pages. Errors name ``<memory>`` documents by role.
+        ``users`` and ``delta`` are sequences of pages; a page is decoded JSON or the bytes of a response body
+        (read exactly as a page file's bytes are). Errors name the documents by role (``users[2]``, ``mto.json``).
+
+        .. versionchanged:: 0.2.0
+           Pages may be bytes.
         """
         if taken_at is not None:
             check_not_future(taken_at, "taken_at")

@@ -20,9 +20,21 @@ SAMPLE = Path(__file__).resolve().parent.parent / "mtotrust" / "sample"
 SELECT_QUERY = "$select=" + ",".join(SELECT)
 
 
+def directory(folder: Path, n_users: int) -> FakeGraph:
+    """A server for ``n_users`` objects (every third a synced member of fabrikam, the others native members), four
+    MTO tenants."""
+    builder = SnapshotBuilder().tenant("fabrikam").tenant("litware", partner=True).tenant("tailspin")
+    for i in range(n_users):
+        if i % 3:
+            builder.member(f"user{i}@contoso.com")
+        else:
+            builder.synced_member(f"user{i}@fabrikam.com")
+    return FakeGraph.from_folder(builder.write(folder), page_size=10)
+
+
 @pytest.fixture(name="graph")
-def _graph() -> Iterator[FakeGraph]:
-    with FakeGraph.generated(25, seed=7, page_size=10) as graph:
+def _graph(tmp_path: Path) -> Iterator[FakeGraph]:
+    with directory(tmp_path / "source", 25) as graph:
         yield graph
 
 
@@ -250,9 +262,9 @@ class TestFaults:
             assert pending.result(timeout=10).status_code == 200
         assert graph.requests[0].status == 200
 
-    def test_stop_ends_a_stall_without_hanging(self) -> None:
+    def test_stop_ends_a_stall_without_hanging(self, tmp_path: Path) -> None:
         """stop() ends a stalled request (the client sees the connection close) and returns."""
-        graph = FakeGraph.generated(3).start()
+        graph = directory(tmp_path, 3).start()
         graph.fault("stall")
         with httpx.Client(headers={"Authorization": f"Bearer {graph.token}"}, timeout=10) as client, \
                 ThreadPoolExecutor(1) as pool:

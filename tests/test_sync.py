@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mtotrust import Snapshot, TrustEngine
-from mtotrust.sync import SyncReport, sync, watch
+from mtotrust.sync import GraphAccessError, GraphUnavailableError, SyncReport, sync, watch
 from mtotrust.sync._run import SELECT
 from mtotrust.testing import SnapshotBuilder
 from mtotrust.testing.graph import FakeGraph, RecordedRequest
@@ -260,6 +260,32 @@ class TestModes:
         report = run(graph, store, reconcile=True)
         assert (True, 1, ("phantom",)) == (report.full, report.removed, report.repaired)
         assert folder_of(graph, tmp_path).id == Snapshot.load(store).id
+
+
+class TestLinks:
+    """Links are followed only to the host of ``--graph-url``."""
+
+    def test_delta_link_elsewhere_is_never_kept(self, graph: FakeGraph, tmp_path: Path) -> None:
+        """A last page whose deltaLink points at another host fails the run: no store keeps a link the next run
+        would have to refuse, and nothing is sent there."""
+        graph.page_size = 100  # one page: its deltaLink is the one that would be stored
+        graph.fault("elsewhere", host="http://192.0.2.1:9")
+        store = tmp_path / "contoso.sqlite"
+        with pytest.raises(GraphUnavailableError, match="another host"):
+            run(graph, store)
+        assert not store.exists()
+        run(graph, store)
+        assert Snapshot.load(store).metadata["sync.delta_link"].startswith(graph.url)
+
+
+    def test_a_failure_before_any_page_leaves_no_file(self, graph: FakeGraph, tmp_path: Path) -> None:
+        """A run refused before it read a users page leaves no journal beside the store (nothing to resume)."""
+        graph.fault("status", path="/v1.0/organization", status=403, code="Authorization_RequestDenied")
+        store = tmp_path / "out" / "contoso.sqlite"
+        store.parent.mkdir()
+        with pytest.raises(GraphAccessError, match=r"Organization\.Read\.All"):
+            run(graph, store)
+        assert [] == list(store.parent.iterdir())
 
 
 class TestStoreMetadata:

@@ -528,6 +528,20 @@ class TestTokenSource:
         assert isinstance(tokens, AzureToken)
         assert isinstance(tokens.credential, ClientSecretCredential)
 
+    @pytest.mark.parametrize(("graph_url", "authority"), [
+        ("https://graph.microsoft.com", "https://login.microsoftonline.com"),
+        ("https://graph.microsoft.us", "https://login.microsoftonline.us"),
+        ("https://dod-graph.microsoft.us", "https://login.microsoftonline.us"),
+        ("https://microsoftgraph.chinacloudapi.cn", "https://login.chinacloudapi.cn"),
+    ])
+    def test_national_cloud_authority(self, monkeypatch: pytest.MonkeyPatch, graph_url: str, authority: str) -> None:
+        """A national cloud's Graph gets its token from that cloud's identity platform, for its own scope."""
+        monkeypatch.setenv("APP_SECRET", "s3cret-value")
+        tokens = token_source(tenant=TENANT, graph_url=graph_url, client_id="app-id", certificate=None,
+                              client_secret_env="APP_SECRET", managed_identity=False, token_env=None)
+        assert isinstance(tokens, AzureToken)
+        assert (authority, f"{graph_url}/.default") == (tokens.credential._authority, tokens.scope)  # type: ignore[attr-defined]
+
     def test_client_secret_variable_missing(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A missing secret variable is SyncUsageError naming it."""
         monkeypatch.delenv("APP_SECRET", raising=False)

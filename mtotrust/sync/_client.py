@@ -74,6 +74,10 @@ USAGE_FLOOR, USAGE_CEILING, USAGE_WINDOW = 0.8, 1.8, 10.0
 _SECONDS = re.compile(r"\d+(\.\d+)?")
 _TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # a bearer token's syntax (RFC 6750 section 2.1)
 _TENANT = re.compile(r"[A-Za-z0-9.-]+")  # the characters azure-identity accepts in a tenant id
+# Graph host -> the identity platform that issues its tokens (national clouds):
+# https://learn.microsoft.com/graph/deployments#microsoft-graph-and-graph-explorer-service-root-endpoints
+_AUTHORITIES = {"graph.microsoft.us": "login.microsoftonline.us", "dod-graph.microsoft.us": "login.microsoftonline.us",
+                "microsoftgraph.chinacloudapi.cn": "login.chinacloudapi.cn"}
 _FORMS = "--client-id with --certificate or --client-secret-env, --managed-identity, or --token-env"
 
 
@@ -145,13 +149,16 @@ def token_source(*, tenant: str, graph_url: str, client_id: str | None, certific
     from azure.identity import CertificateCredential, ClientSecretCredential, ManagedIdentityCredential
 
     scope = graph_url.rstrip("/") + "/.default"
+    # A national cloud's Graph takes tokens from that cloud's identity platform (the public one by default).
+    authority = {"authority": _AUTHORITIES[host]} if (host := httpx.URL(graph_url).host) in _AUTHORITIES else {}
     if managed_identity:  # client_id, when given, picks a user-assigned identity
         return AzureToken(ManagedIdentityCredential(client_id=client_id), scope)
     if client_id is None:
         raise SyncUsageError(f"{forms[0]} needs --client-id (the app registration's id): {_FORMS}", value=forms[0])
     if certificate is not None:
         try:
-            return AzureToken(CertificateCredential(tenant, client_id, certificate_path=certificate), scope)
+            return AzureToken(CertificateCredential(tenant, client_id, certificate_path=certificate, **authority),
+                              scope)
         except (OSError, ValueError) as exc:
             msg = (f"--certificate {certificate!r} cannot be used ({type(exc).__name__}: {exc}); pass a PEM or "
                    "PKCS12 file that holds the certificate and its RSA private key")
@@ -161,7 +168,7 @@ def token_source(*, tenant: str, graph_url: str, client_id: str | None, certific
         msg = f"the environment variable {client_secret_env} (--client-secret-env) is not set or empty; set it to " \
               "the app's client secret"
         raise SyncUsageError(msg, value=client_secret_env)
-    return AzureToken(ClientSecretCredential(tenant, client_id, secret), scope)
+    return AzureToken(ClientSecretCredential(tenant, client_id, secret, **authority), scope)
 
 
 @attrs.define
@@ -239,8 +246,11 @@ class GraphClient:
         """Return the absolute URL of a Graph v1.0 path (``"/organization"``)."""
         return f"{self.graph_url}/v1.0{path}"
 
-    def get(self, url: str, *, missing_ok: bool = False) -> GraphResponse | None:
-        """GET a path or an absolute link, whole body read, retrying as the module says (404 -> None if missing_ok)."""
+    def target(self, url: str) -> httpx.URL:
+        """Return the absolute URL of a path or a link, refusing a link to another host than ``graph_url``'s.
+
+        A sync checks every link with it before it keeps the link (a delta link is used by the next run).
+        """
         target = self.url(url) if url.startswith("/") else url
         try:
             parsed = httpx.URL(target)
@@ -250,6 +260,12 @@ class GraphClient:
             where = f"{parsed.scheme}://{parsed.netloc.decode('ascii', 'replace')}{parsed.path}"
             msg = f"the link {where} points to another host; refused, the token is sent only to {self._host}"
             raise GraphUnavailableError(msg, url_path=parsed.path)
+        return parsed
+
+    def get(self, url: str, *, missing_ok: bool = False) -> GraphResponse | None:
+        """GET a path or an absolute link, whole body read, retrying as the module says (404 -> None if missing_ok)."""
+        parsed = self.target(url)
+        target = self.url(url) if url.startswith("/") else url  # a link exactly as Graph returned it
         path, tries, refreshed = parsed.path, 0, False
         while True:
             self._slow_down()

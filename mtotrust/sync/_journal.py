@@ -15,15 +15,18 @@ credential). ``mtotrust sync --full`` starts afresh, discarding it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 
 from mtotrust.sync._errors import SyncUsageError
+
+if sys.platform != "win32":
+    import fcntl
 
 __all__ = ["Journal", "JournalRun", "journal_path"]
 
@@ -104,18 +107,22 @@ class Journal:
 
     def remove(self) -> None:
         """Close and delete the journal (the sync it served has saved the store)."""
-        self.close()
-        if self.path is not None:
+        self._close(keep=False)
+
+    def close(self) -> None:
+        """Close the journal, keeping its file if it holds pages to resume from (else it is deleted)."""
+        self._close(keep=True)
+
+    def _close(self, *, keep: bool) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            keep = keep and db.execute("SELECT 1 FROM page LIMIT 1").fetchone() is not None
+            db.close()
+            del self._db
+        if self.path is not None and not keep:  # under the lock still: no other sync is using it
             for leftover in (self.path, self.path.with_name(self.path.name + "-journal")):
                 with contextlib.suppress(FileNotFoundError):
                     leftover.unlink()
-
-    def close(self) -> None:
-        """Close the journal, keeping its file (an unfinished sync)."""
-        db = getattr(self, "_db", None)
-        if db is not None:
-            db.close()
-            del self._db
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
@@ -128,6 +135,8 @@ def _lock(path: Path) -> int:
     except OSError as exc:
         raise SyncUsageError(f"cannot create the sync journal {str(path)!r} beside the store ({exc.strerror}); "
                              "sync to a store in a folder this account may write") from exc
+    if sys.platform == "win32":  # no flock: two syncs of one store are not kept apart there
+        return fd
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

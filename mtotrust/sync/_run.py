@@ -146,6 +146,7 @@ def sync(store: str | Path, *, tenant: str, tokens: TokenSource, graph_url: str 
             assert response is not None
             page = response.json()
             url, delta_link = _links(page, response)
+            client.target(url or delta_link or "")  # a link to another host fails the run before it is kept
             journal.commit(response.body, url)
             pages.append(page)
             if progress is not None:

@@ -33,7 +33,6 @@ import datetime as dt
 import itertools
 import json
 import os
-import random
 import re
 import secrets
 import socket
@@ -46,14 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-
-from mtotrust._builder import (
-    display_name_for,
-    guest_object,
-    native_object,
-    synced_member_object,
-    tenant_id_for,
-)
 
 __all__ = ["FAULT_KINDS", "SELECT", "FakeGraph", "RecordedRequest"]
 
@@ -288,52 +279,6 @@ class FakeGraph:
         return cls(organization=organization, mto_tenants=read("mto.json")["value"], partners=partners,
                    tenants_by_domain=_tenants_by_domain(read("domains.json")["value"], organization),
                    users=users.values(), **kwargs)
-
-    @classmethod
-    def generated(cls, n_users: int, *, seed: int = 0, local: str = "contoso",
-                  partner_tenants: Iterable[str] = ("fabrikam", "litware", "tailspin"), synced_share: float = 0.1,
-                  guest_share: float = 0.04, **kwargs: Any) -> FakeGraph:
-        """Return a server for a realistic generated directory of ``n_users`` objects (the benchmarks use it).
-
-        The local tenant ``local`` (domains ``<local>.com`` and ``<local>.onmicrosoft.com``) has MTO partner
-        tenants ``partner_tenants`` (domain ``<name>.com`` each, active members, partner policies in the MTO).
-        About ``synced_share`` of the objects are cross-tenant-synced members of the partners (``#EXT#`` UPNs,
-        ``ExternalAzureAD`` identities), ``guest_share`` invited guests from ``adatum.com`` (a tenant outside the
-        MTO), the rest native members (a few disabled). The same ``seed`` gives the same directory.
-        ``kwargs`` go to the constructor.
-        """
-        rng = random.Random(seed)  # noqa: S311 - test data, reproducible by seed
-        host = f"{local}.onmicrosoft.com"
-        local_id = tenant_id_for(local)
-        names = list(partner_tenants)
-        organization = {"id": local_id, "displayName": local.title(), "verifiedDomains": [
-            {"name": f"{local}.com", "isDefault": True, "isInitial": False, "type": "Managed"},
-            {"name": host, "isDefault": False, "isInitial": True, "type": "Managed"}]}
-        mto = [{"tenantId": local_id, "displayName": local.title(), "role": "owner", "state": "active"}]
-        mto += [{"tenantId": tenant_id_for(n), "displayName": n.title(), "role": "member", "state": "active"}
-                for n in names]
-        partners = [{"tenantId": tenant_id_for(n), "isInMultiTenantOrganization": True, "isServiceProvider": False}
-                    for n in names]
-        domains = {f"{local}.com": local, host: local, "adatum.com": "adatum", **{f"{n}.com": n for n in names}}
-        by_domain = {d: {"tenantId": tenant_id_for(n), "displayName": n.title(), "defaultDomainName": f"{n}.com",
-                         "federationBrandName": None} for d, n in domains.items()}
-        users = []
-        for serial in range(n_users):
-            uid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-            draw = rng.random()
-            alias = f"user{serial}"
-            if draw < synced_share and names:
-                address = f"{alias}@{names[serial % len(names)]}.com"
-                users.append(synced_member_object(uid, address, host=host, display_name=display_name_for(address)))
-            elif draw < synced_share + guest_share:
-                address = f"{alias}@adatum.com"
-                users.append(guest_object(uid, address, host=host, display_name=display_name_for(address)))
-            else:
-                address = f"{alias}@{local}.com"
-                users.append(native_object(uid, address, host=host, display_name=display_name_for(address),
-                                           enabled=rng.random() >= 0.03))
-        return cls(organization=organization, mto_tenants=mto, partners=partners, tenants_by_domain=by_domain,
-                   users=users, **kwargs)
 
     def write_folder(self, path: str | os.PathLike[str]) -> None:
         """Write the current directory as a snapshot folder that :meth:`mtotrust.Snapshot.load` reads.
