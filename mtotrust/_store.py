@@ -36,7 +36,7 @@ import secrets
 import sqlite3
 import stat
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ import attrs
 if sys.platform != "win32":
     import fcntl
 
-from mtotrust._directory import Directory, Index, Normalizer, by_id, content_id
+from mtotrust._directory import Directory, Index, by_id, content_id
 from mtotrust._errors import SnapshotError, shown
 from mtotrust._files import MAX_STORE_BYTES, open_regular
 from mtotrust._ingest import Progress
@@ -134,38 +134,40 @@ def _positions(values: list[int]) -> bytes:
     return packed.tobytes()
 
 
-def _write(conn: sqlite3.Connection, parts: StoreParts, lookup: Callable[[str], tuple[DirectoryUser, ...]]) -> None:
+def _write(conn: sqlite3.Connection, parts: StoreParts) -> None:
     directory = parts.directory
-    keys = Normalizer(directory.local_domains).keys
-    kinds: dict[tuple[Any, ...], int] = {}
+    position = {u.id: i for i, u in enumerate(directory.users.values())}
+    mail_is_key: set[int] = set()  # positions of the users whose mail is an address indexing them alone
     chunks: list[tuple[int, str, bytes]] = []
     ambiguous: dict[str, str | None] = {}
     pending_keys: list[str] = []
     pending_positions: list[int] = []
-
-    def flush() -> None:
-        if pending_keys:
+    # The address index is written from the snapshot's own (every address each user answers to, already
+    # normalised): nothing is normalised again.
+    for key, found in parts.index.items():
+        if isinstance(found, tuple):
+            ambiguous[key] = _pack(tuple(x.id for x in found), _ID_SEP)
+            continue
+        at = position[found.id]
+        if key == found.mail:
+            mail_is_key.add(at)
+            continue
+        pending_keys.append(key)
+        pending_positions.append(at)
+        if len(pending_keys) >= _INDEX_CHUNK:
             chunks.append((len(chunks), "\n".join(pending_keys), _positions(pending_positions)))
             pending_keys.clear()
             pending_positions.clear()
+    if pending_keys:
+        chunks.append((len(chunks), "\n".join(pending_keys), _positions(pending_positions)))
+    kinds: dict[tuple[Any, ...], int] = {}
 
     def rows() -> Iterator[tuple[Any, ...]]:
-        for position, u in enumerate(directory.users.values()):
-            mail_is_key = False
-            for key in keys(u):
-                if len(lookup(key)) > 1:
-                    ambiguous.setdefault(key, _pack(tuple(x.id for x in lookup(key)), _ID_SEP))
-                elif key == u.mail and not mail_is_key:
-                    mail_is_key = True
-                else:
-                    pending_keys.append(key)
-                    pending_positions.append(position)
-            if len(pending_keys) >= _INDEX_CHUNK:
-                flush()
+        for at, u in enumerate(directory.users.values()):
             upn_is_mail = u.mail is not None and u.user_principal_name == u.mail
             kind = kinds.setdefault((u.user_type, u.creation_type, u.account_enabled, u.federated_external,
-                                     upn_is_mail, mail_is_key), len(kinds))
-            yield (position, u.id, None if upn_is_mail else u.user_principal_name, u.mail, _pack(u.other_mails),
+                                     upn_is_mail, at in mail_is_key), len(kinds))
+            yield (at, u.id, None if upn_is_mail else u.user_principal_name, u.mail, _pack(u.other_mails),
                    _pack(u.proxy_addresses), kind)
 
     with conn:
@@ -184,7 +186,6 @@ def _write(conn: sqlite3.Connection, parts: StoreParts, lookup: Callable[[str], 
         conn.executemany("INSERT INTO partners VALUES (?, ?)", list(directory.partners.items()))
         conn.executemany("INSERT INTO users (rowid, id, upn, mail, other_mails, proxy_addresses, kind) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?)", rows())
-        flush()
         conn.executemany("INSERT INTO kinds VALUES (?, ?, ?, ?, ?, ?, ?)", [(i, *k) for k, i in kinds.items()])
         conn.executemany("INSERT INTO address_index VALUES (?, ?, ?)", chunks)
         conn.executemany("INSERT INTO ambiguous VALUES (?, ?)", sorted(ambiguous.items()))
@@ -616,12 +617,12 @@ _SAVE_HINTS = {  # errno or SQLite error name -> what to do
 }
 
 
-def save_store(path: str | os.PathLike[str], parts: StoreParts,
-               lookup: Callable[[str], tuple[DirectoryUser, ...]]) -> None:
+def save_store(path: str | os.PathLike[str], parts: StoreParts) -> None:
     """Write a store atomically: a temporary file in the same folder, flushed, then renamed over ``path``.
 
-    A reader sees the old file or the new one, never half of one. ``lookup`` is the snapshot's address lookup
-    (the objects of an address), which the stored index is written from. A symbolic link is followed: the store
+    A reader sees the old file or the new one, never half of one. ``parts.index`` is the snapshot's address index
+    (every address → its object, or the sorted objects of an ambiguous one), which the stored index is written
+    from. A symbolic link is followed: the store
     is written where it points. The new file keeps the mode (and, where the account may, the owner) of the one
     it replaces; a new store gets ``0o666`` under the umask. Writers of one store take turns under a lock, and
     each removes the temporary files a killed writer left.
@@ -639,7 +640,7 @@ def save_store(path: str | os.PathLike[str], parts: StoreParts,
         _check_replaceable(target, given)
         with _save_lock(target):
             _remove_leftovers(target)
-            _save(target, parts, lookup)
+            _save(target, parts)
     except (sqlite3.Error, OSError) as exc:
         code = exc.sqlite_errorname if isinstance(exc, sqlite3.Error) else errno.errorcode.get(exc.errno or 0, "")
         hint = next((h for k, h in _SAVE_HINTS.items() if code == k or code.startswith(f"{k}_")),
@@ -715,7 +716,7 @@ def _check_replaceable(target: Path, given: Path) -> None:
                                 "store; give the path of a store file", file=str(given), value=str(given))
 
 
-def _save(target: Path, parts: StoreParts, lookup: Callable[[str], tuple[DirectoryUser, ...]]) -> None:
+def _save(target: Path, parts: StoreParts) -> None:
     """Write, seal and rename the temporary file over ``target`` (call with the lock held); remove it on failure."""
     try:
         before: os.stat_result | None = target.stat()  # again, under the lock: the mode to keep
@@ -730,7 +731,7 @@ def _save(target: Path, parts: StoreParts, lookup: Callable[[str], tuple[Directo
         try:
             for pragma in _TEMP_PRAGMAS:
                 conn.execute(pragma)
-            _write(conn, parts, lookup)
+            _write(conn, parts)
         finally:
             conn.close()
         if before is not None and (before.st_uid, before.st_gid) != (created.st_uid, created.st_gid):

@@ -305,7 +305,7 @@ class TestSqliteStore:
         """A save that fails mid-write leaves the old store loadable and no temporary file behind."""
         target = tmp_path / "s.sqlite"
         build([synced("u1", "a@fabrikam.com")]).save(target)
-        def half_write(conn, parts, lookup):
+        def half_write(conn, parts):
             conn.execute("CREATE TABLE meta (key TEXT)")
             conn.commit()
             raise OSError("disk full")

@@ -64,8 +64,8 @@ def paused_write(before_return: Callable[[], None]) -> Callable[..., None]:
     """Return a ``_write`` that writes the whole store, then calls ``before_return`` (the save is mid-way)."""
     real = store_module._write
 
-    def write(conn: Any, parts: Any, lookup: Any) -> None:
-        real(conn, parts, lookup)
+    def write(conn: Any, parts: Any) -> None:
+        real(conn, parts)
         before_return()
     return write
 
