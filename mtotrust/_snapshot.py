@@ -405,6 +405,37 @@ class Snapshot:
             taken_at or now(), None,
         ), None)
 
+    @classmethod
+    def from_users(cls, *, organization: Any, mto: Any, domains: Any, users: Iterable[DirectoryUser],
+                   partners: Any = None, taken_at: dt.datetime | None = None) -> Snapshot:
+        """Build a snapshot from the tenant-level documents and directory records already made.
+
+        The documents are validated as :meth:`from_documents` validates them; ``users`` are
+        :class:`DirectoryUser` records (each id once), for a caller that reads the users itself, such as a sync
+        that converts each Graph page while the next one downloads.
+
+        Raises:
+            SnapshotError: for a document that is not valid, or an id given twice.
+            TypeError: for a user that is not a :class:`DirectoryUser`.
+
+        .. versionadded:: 0.2.0
+        """
+        if taken_at is not None:
+            check_not_future(taken_at, "taken_at")
+        user_map: dict[str, DirectoryUser] = {}
+        for i, user in enumerate(users):
+            if not isinstance(user, DirectoryUser):
+                raise TypeError(f"users[{i}] must be a DirectoryUser, not {type(user).__name__}")
+            if user.id in user_map:
+                raise SnapshotError(f"duplicate user id {user.id!r}; give every object once", file="users",
+                                    path=f"[{i}]", value=user.id)
+            user_map[user.id] = user
+        parts = parse_parts(("organization.json", organization), ("mto.json", mto), ("domains.json", domains),
+                            None if partners is None else ("partners.json", partners), [], [], taken_at or now(),
+                            None)
+        directory = attrs.evolve(parts.directory, users=user_map)
+        return cls._make(directory, build_index(user_map.values(), directory.local_domains), parts.taken_at)
+
     def with_delta(self, pages: Iterable[Any] | str | os.PathLike[str], *,
                    taken_at: dt.datetime | None = None) -> Snapshot:
         """Return a new snapshot with ``GET /users/delta`` pages applied.
@@ -557,12 +588,16 @@ class Snapshot:
             raise TypeError("metadata must map str keys to str values")
         snapshot_id = self.id  # computes the users digest too
         assert self._users_digest is not None
-        save_store(path, StoreParts(self._dir, {}, self.taken_at, snapshot_id, self._users_digest,
-                                    self._metadata if metadata is None else metadata), self.lookup)
+        save_store(path, StoreParts(self._dir, _merged(self._index, self._index_over), self.taken_at, snapshot_id,
+                                    self._users_digest,
+                                    self._metadata if metadata is None else metadata))
 
 
 def _merged(index: Index, over: dict[str, Any] | None) -> Index:
-    """Return ``index`` with a delta overlay of it applied (a value ``None`` removes the key): a fresh dict."""
+    """Return ``index`` with a delta overlay of it applied (a value ``None`` removes the key).
+
+    A fresh dict when there is an overlay; ``index`` itself when there is none (it is never changed after).
+    """
     if over is None:
         return index
     merged = dict(index)

@@ -48,9 +48,10 @@ class StoreWatch:
         self.on_update = on_update
         self.updates = 0
         """How many new generations were swapped in."""
-        self.last_error: MtoTrustError | OSError | None = None
-        """Why the latest changed store was not swapped in (``None`` once one is)."""
-        self._seen = _identity(self.store)
+        self.last_error: Exception | None = None
+        """Why the latest changed store was not swapped in, or what ``on_update`` raised (``None`` once a store is
+        swapped in)."""
+        self._seen: tuple[int, int, int, int] | None = None  # the first poll loads the store: it may be newer
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"mtotrust-watch:{self.store.name}", daemon=True)
@@ -75,7 +76,10 @@ class StoreWatch:
             self.engine.update(snapshot)
             self.updates += 1
         if self.on_update is not None:
-            self.on_update(snapshot)
+            try:
+                self.on_update(snapshot)
+            except Exception as exc:  # noqa: BLE001 - the caller's callback must not stop the watching
+                self.last_error = exc
         return True
 
     def stop(self) -> None:
@@ -92,15 +96,20 @@ class StoreWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
-            self.check()
+            try:
+                self.check()
+            except Exception as exc:  # noqa: BLE001 - a failed poll (engine.update refusing) is kept, not fatal
+                self.last_error = exc
 
 
 def watch(store: str | os.PathLike[str], engine: TrustEngine, *, every: float = 30.0,
           on_update: Callable[[Snapshot], None] | None = None) -> StoreWatch:
     """Watch a store file and swap every new generation a sync commits into ``engine``.
 
-    ``engine`` should have been built from this store (the watcher starts from the file as it is now). Returns the
-    running :class:`StoreWatch`; ``on_update(snapshot)`` is called on the watcher's thread after each swap.
+    ``engine`` is typically built from this store; the first poll loads the store and swaps it in if it is not the
+    engine's snapshot (a sync may have replaced it since the engine was built). Returns the running
+    :class:`StoreWatch`; ``on_update(snapshot)`` is called on the watcher's thread after each swap (what it raises
+    is kept in :attr:`StoreWatch.last_error`).
 
     >>> with watch("contoso.sqlite", engine, every=10):  # doctest: +SKIP
     ...     serve_forever()

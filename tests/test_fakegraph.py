@@ -228,6 +228,12 @@ class TestFaults:
         assert "retry-after" not in second.headers
         assert client.get(delta_url(graph)).status_code == 200
 
+    def test_skip_aims_at_a_later_request(self, graph: FakeGraph, client: httpx.Client) -> None:
+        """``skip=2`` lets two matching requests through, then hits the next ``times`` of them."""
+        graph.fault("status", status=503, times=2, skip=2)
+        statuses = [client.get(delta_url(graph)).status_code for _ in range(5)]
+        assert [200, 200, 503, 503, 200] == statuses
+
     def test_times_queues_several(self, graph: FakeGraph, client: httpx.Client) -> None:
         """times=N fails the next N matching requests; a custom code is carried."""
         graph.fault("status", status=403, code="Authorization_RequestDenied", times=2)

@@ -143,3 +143,28 @@ class TestDigestAfterDeltas:
             snap = snap.with_delta([{"value": [{"id": uid, "@removed": {"reason": "deleted"}}]}])
         snap.save(store)
         assert snap.id == Snapshot.load(store).id
+
+
+class TestFromUsers:
+    """``Snapshot.from_users``: the tenant documents and directory records a caller converted itself."""
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(builder=snapshot_builders())
+    def test_same_as_from_documents(self, builder: SnapshotBuilder) -> None:
+        """The records of a snapshot's users, given back with its documents, give the same id and resolutions."""
+        docs = builder.documents()
+        expected = _rebuilt(docs)
+        got = Snapshot.from_users(organization=docs["organization"], mto=docs["mto"], domains=docs["domains"],
+                                  partners=docs["partners"], users=list(expected.users.values()))
+        assert expected.id == got.id
+        assert _answers(expected) == _answers(got)
+
+    def test_bad_users(self) -> None:
+        """An id given twice is a SnapshotError naming it; a user that is no DirectoryUser is a TypeError."""
+        docs = _fabrikam().documents()
+        users = list(_rebuilt(docs).users.values())
+        kwargs = {"organization": docs["organization"], "mto": docs["mto"], "domains": docs["domains"]}
+        with pytest.raises(SnapshotError, match=repr(users[0].id)):
+            Snapshot.from_users(**kwargs, users=[users[0], users[0]])
+        with pytest.raises(TypeError, match=r"users\[1\] must be a DirectoryUser"):
+            Snapshot.from_users(**kwargs, users=[users[0], {"id": "x"}])  # type: ignore[list-item]

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mtotrust import Snapshot, TrustEngine
+from mtotrust import Snapshot, SnapshotError, TrustEngine
 from mtotrust.sync import GraphAccessError, GraphUnavailableError, SyncReport, sync, watch
 from mtotrust.sync._run import SELECT
 from mtotrust.testing import SnapshotBuilder
@@ -207,7 +207,8 @@ class TestRequests:
             assert request.headers["client-request-id"]
 
     def test_domain_lookups(self, graph: FakeGraph, tmp_path: Path) -> None:
-        """Each external domain is looked up once; a 404 is remembered; a new domain is looked up by a delta."""
+        """Each external domain is looked up once; a 404 is remembered; a new domain is looked up by a delta;
+        only --reconcile looks them all up again."""
         store = tmp_path / "contoso.sqlite"
         run(graph, store)
 
@@ -227,7 +228,10 @@ class TestRequests:
         assert ["tailspin.example"] == looked_up(start)
         start = len(graph.requests)
         run(graph, store, full=True)
-        assert len(looked_up(start)) == 5  # a full round maps every domain anew
+        assert [] == looked_up(start)  # a full round keeps the map and the remembered 404s
+        start = len(graph.requests)
+        run(graph, store, reconcile=True)
+        assert len(looked_up(start)) == 5  # --reconcile maps every domain anew
 
 
 class TestModes:
@@ -286,6 +290,77 @@ class TestLinks:
         with pytest.raises(GraphAccessError, match=r"Organization\.Read\.All"):
             run(graph, store)
         assert [] == list(store.parent.iterdir())
+
+
+class TestJournal:
+    """What a failed run leaves for the next one."""
+
+    def test_a_bad_page_is_never_resumed(self, graph: FakeGraph, tmp_path: Path) -> None:
+        """An object Graph sends malformed fails the run without being kept: once Graph sends it right, the next
+        run succeeds."""
+        store = tmp_path / "contoso.sqlite"
+        run(graph, store)
+        bad = sorted(graph.users)[0]
+        graph.update_user(bad, userPrincipalName=123)
+        with pytest.raises(GraphUnavailableError, match="not valid.*userPrincipalName"):  # exit 1: Graph's fault
+            run(graph, store)
+        graph.update_user(bad, userPrincipalName="fixed@contoso.com")
+        run(graph, store)
+        assert folder_of(graph, tmp_path).id == Snapshot.load(store).id
+
+    def test_a_failed_resync_is_resumed(self, graph: FakeGraph, tmp_path: Path) -> None:
+        """A full resync (after Graph refused the stored link) that fails half way goes on, in the next run, from
+        the page it reached, instead of starting again."""
+        store = tmp_path / "contoso.sqlite"
+        run(graph, store)
+        graph.expire_tokens("gone")
+        graph.fault("drop", times=3, skip=3)  # the resync's third page: 1 refused link, then pages 1 and 2
+        with pytest.raises(GraphUnavailableError):
+            run(graph, store, max_attempts=3)
+        start = len(graph.requests)
+        report = run(graph, store)
+        asked = [r for r in graph.requests[start:] if r.path == USERS_DELTA]
+        assert report.full and "$skiptoken" in asked[0].query  # on from the failed page, not the stored link
+        assert not any("$deltatoken" in r.query for r in asked)
+        assert folder_of(graph, tmp_path).id == Snapshot.load(store).id
+
+    def test_the_fetching_thread_ends_with_the_run(self, graph: FakeGraph, tmp_path: Path) -> None:
+        """A run stopped by its caller (progress raising) leaves no fetching thread, and its pages for the next."""
+        import threading
+
+        def stop(done: int, _total: int, _what: str) -> None:
+            if done == 2:
+                raise KeyboardInterrupt
+
+        store = tmp_path / "contoso.sqlite"
+        with pytest.raises(KeyboardInterrupt):
+            run(graph, store, progress=stop)
+        deadline = time.monotonic() + 10
+        while any(t.name == "mtotrust-sync-fetch" for t in threading.enumerate()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(t.name == "mtotrust-sync-fetch" for t in threading.enumerate())
+        start = len(graph.requests)
+        run(graph, store)
+        assert "$skiptoken" in next(r for r in graph.requests[start:] if r.path == USERS_DELTA).query
+
+    def test_taken_at_is_when_the_last_page_was_read(self, graph: FakeGraph, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+        """A run that had every page but failed to save: the next one commits them with the time they were read."""
+        store = tmp_path / "contoso.sqlite"
+
+        def full_disk(*_args: Any, **_kwargs: Any) -> None:
+            raise SnapshotError("the disk is full")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(Snapshot, "save", full_disk)
+            with pytest.raises(SnapshotError, match="disk is full"):
+                run(graph, store)
+        failed_at = time.time()
+        time.sleep(0.05)
+        start = len(graph.requests)
+        run(graph, store)
+        assert USERS_DELTA not in [r.path for r in graph.requests[start:]]  # nothing fetched again
+        assert Snapshot.load(store).taken_at.timestamp() <= failed_at
 
 
 class TestStoreMetadata:
@@ -377,6 +452,36 @@ class TestWatch:
             while not seen and time.monotonic() < deadline:
                 time.sleep(0.02)
         assert [Snapshot.load(store).id] == seen == [engine.snapshot.id]
+
+    def test_a_store_replaced_before_watching_is_picked_up(self, graph: FakeGraph, tmp_path: Path) -> None:
+        """A sync that commits between building the engine and starting the watcher is not missed."""
+        store = tmp_path / "contoso.sqlite"
+        run(graph, store)
+        engine = TrustEngine(Snapshot.load(store))
+        graph.remove_user(sorted(graph.users)[0])
+        run(graph, store)
+        with watch(store, engine, every=3600) as watcher:
+            assert watcher.check()
+        assert Snapshot.load(store).id == engine.snapshot.id
+
+    def test_a_failing_callback_does_not_stop_watching(self, graph: FakeGraph, tmp_path: Path) -> None:
+        """What on_update raises is kept in last_error; the next generation is still swapped in."""
+        store = tmp_path / "contoso.sqlite"
+        run(graph, store)
+        engine = TrustEngine(Snapshot.load(store))
+
+        def refuse(_snap: Snapshot) -> None:
+            raise RuntimeError("callback failed")
+
+        with watch(store, engine, every=0.02, on_update=refuse) as watcher:
+            for n in (1, 2):
+                graph.remove_user(sorted(graph.users)[0])
+                run(graph, store)
+                deadline = time.monotonic() + 10
+                while watcher.updates < n and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                assert (n, Snapshot.load(store).id) == (watcher.updates, engine.snapshot.id)
+                assert isinstance(watcher.last_error, RuntimeError)
 
     def test_every_must_be_positive(self, tmp_path: Path) -> None:
         """A watcher that would never poll is refused."""

@@ -172,11 +172,10 @@ def hold_users_page(graph: FakeGraph, number: int, since: int, proc: subprocess.
 
 def fail_at_page(graph: FakeGraph, page: int, kind: str, times: int, **params: Any
                  ) -> Callable[[int, int, str], None]:
-    """A progress callback queueing ``times`` faults of ``kind`` for users page ``page`` once the one before is in."""
-    def progress(done: int, _total: int, _what: str) -> None:
-        if done == page - 1:
-            graph.fault(kind, times=times, **params)
-    return progress
+    """Queue ``times`` faults of ``kind`` for the run's users page ``page`` (the run asks pages ahead of reading
+    them, so the fault is aimed by request count); return the run's progress callback (it does nothing)."""
+    graph.fault(kind, times=times, skip=page - 1, **params)
+    return lambda _done, _total, _what: None
 
 
 class Tokens:
@@ -490,7 +489,7 @@ class TestResume:
         finally:
             journal.close()
         assert resumed is not None
-        bodies, next_link = resumed
+        bodies, next_link = resumed.bodies, resumed.next_link
         assert len(bodies) == 2
         assert next_link is not None
         assert f"$skiptoken={failed.query['$skiptoken']}" in next_link

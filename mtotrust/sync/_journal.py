@@ -28,11 +28,14 @@ from mtotrust.sync._errors import SyncUsageError
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["Journal", "JournalRun", "journal_path"]
+__all__ = ["Journal", "JournalRun", "Resumed", "journal_path"]
 
+_VERSION = 2  # PRAGMA user_version of the journal layout; a journal of another layout is discarded
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS page (seq INTEGER PRIMARY KEY, body BLOB NOT NULL, next TEXT);
+DROP TABLE IF EXISTS run;
+DROP TABLE IF EXISTS page;
+CREATE TABLE run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE page (seq INTEGER PRIMARY KEY, body BLOB NOT NULL, next TEXT, read_at TEXT NOT NULL);
 """
 
 
@@ -48,11 +51,22 @@ class JournalRun:
     tenant: str
     graph_url: str
     base_id: str  # the stored generation's Snapshot.id ("" for no store)
-    base_link: str  # the stored delta link the run started from ("" for a full round)
+    base_link: str  # the stored delta link ("" for none)
+    full: bool = attrs.field(default=False, eq=False)  # a full round (not part of what must match to resume)
 
     def as_rows(self) -> list[tuple[str, str]]:
         """Return the rows the journal keeps."""
-        return sorted(attrs.asdict(self).items())
+        return sorted({**attrs.asdict(self), "full": "1" if self.full else ""}.items())
+
+
+@attrs.frozen(slots=True)
+class Resumed:
+    """What a journal holds of an unfinished run."""
+
+    bodies: list[bytes]  # the committed pages, in order
+    next_link: str | None  # the link after the last one (None: the last page held the delta link)
+    read_at: str  # when the last page was read (ISO 8601)
+    full: bool  # the pages are a full round
 
 
 class Journal:
@@ -67,21 +81,23 @@ class Journal:
             self._db = sqlite3.connect(":memory:" if self.path is None else self.path, isolation_level=None)
             # A commit survives the process being killed (the OS has the pages); no fsync per page.
             self._db.execute("PRAGMA synchronous=OFF")
-            self._db.executescript(_SCHEMA)
+            if self._db.execute("PRAGMA user_version").fetchone()[0] != _VERSION:
+                self._db.executescript(_SCHEMA + f"PRAGMA user_version = {_VERSION};")
         except sqlite3.Error as exc:
             self.close()
             raise SyncUsageError(f"cannot use the sync journal {str(self.path)!r} ({exc}); remove it and sync "
                                  "again (with --full)") from exc
 
-    def resume(self, run: JournalRun) -> tuple[list[bytes], str | None] | None:
-        """Return the committed pages and the link after the last one, if the journal holds ``run``'s pages."""
+    def resume(self, run: JournalRun) -> Resumed | None:
+        """Return what the journal holds of ``run`` (the same tenant, Graph, stored generation and delta link)."""
         rows = dict(self._db.execute("SELECT key, value FROM run"))
-        if rows != dict(run.as_rows()):
+        full = rows.pop("full", "")
+        if rows != {k: v for k, v in run.as_rows() if k != "full"}:
             return None
-        pages = self._db.execute("SELECT body, next FROM page ORDER BY seq").fetchall()
+        pages = self._db.execute("SELECT body, next, read_at FROM page ORDER BY seq").fetchall()
         if not pages:
             return None
-        return [bytes(body) for body, _ in pages], pages[-1][1]
+        return Resumed([bytes(body) for body, _, _ in pages], pages[-1][1], pages[-1][2], bool(full))
 
     def start(self, run: JournalRun) -> None:
         """Forget what the journal holds and start ``run``."""
@@ -90,10 +106,10 @@ class Journal:
             self._db.execute("DELETE FROM run")
             self._db.executemany("INSERT INTO run VALUES (?, ?)", run.as_rows())
 
-    def commit(self, body: bytes, next_link: str | None) -> None:
-        """Commit one page (the response body as read) and the link to the next one, together."""
+    def commit(self, body: bytes, next_link: str | None, read_at: str) -> None:
+        """Commit one page (the response body as read, and when) and the link to the next one, together."""
         with self._transaction():
-            self._db.execute("INSERT INTO page (body, next) VALUES (?, ?)", (body, next_link))
+            self._db.execute("INSERT INTO page (body, next, read_at) VALUES (?, ?, ?)", (body, next_link, read_at))
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -3,7 +3,8 @@
 Every run fetches the local organization, the MTO tenants and the partner policies anew (they are small), then the
 users: the whole directory through ``/users/delta`` on the first run, with ``--full``/``--reconcile`` or after
 Graph refuses the stored link, else only the changes since the stored ``@odata.deltaLink``. Each users page is
-committed to the resume journal (:mod:`mtotrust.sync._journal`) with its next link as it arrives. Then every
+validated and committed to the resume journal (:mod:`mtotrust.sync._journal`) with its next link as it arrives;
+a thread fetches the next pages while one is processed. Then every
 domain an external object names that the store has not mapped yet is looked up with
 ``findTenantInformationByDomainName`` (a 404 is remembered as "no tenant"), and the new snapshot is saved over the
 store in one atomic replacement, the delta link and the remembered domains in its metadata.
@@ -17,17 +18,19 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import queue
+import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 import httpx
 
-from mtotrust import Snapshot, SnapshotError
-from mtotrust._directory import Normalizer
+from mtotrust import DirectoryUser, Snapshot, SnapshotError
+from mtotrust import _graph as graph
 from mtotrust._ingest import now
 from mtotrust.sync._client import GRAPH_URL, GraphClient, GraphResponse, TokenSource
 from mtotrust.sync._errors import GraphUnavailableError, ResyncRequired, SyncUsageError
@@ -104,15 +107,17 @@ def sync(store: str | Path, *, tenant: str, tokens: TokenSource, graph_url: str 
     started = time.monotonic()
     path = Path(store)
     tenant_id = _tenant_id(tenant)
-    base = Snapshot.load(path) if path.exists() else None
-    if base is not None and base.tenant_id != tenant_id:
-        raise SyncUsageError(f"the store {str(path)!r} holds tenant {base.tenant_id}, not --tenant {tenant_id}; "
-                             "sync each tenant into its own store")
-    meta = dict(base.metadata) if base is not None else {}
-    link = meta.get(_META_LINK, "")
     warnings: list[str] = []
-    with GraphClient(graph_url, tokens, max_attempts=max_attempts, max_wait=max_wait, transport=transport,
-                     sleep=sleep) as client, contextlib.closing(Journal(None if dry_run else path)) as journal:
+    with contextlib.closing(Journal(None if dry_run else path)) as journal, \
+            GraphClient(graph_url, tokens, max_attempts=max_attempts, max_wait=max_wait, transport=transport,
+                        sleep=sleep) as client:
+        # Loaded under the journal's lock: a sync that waited for another one starts from the generation it saved.
+        base = Snapshot.load(path) if path.exists() else None
+        if base is not None and base.tenant_id != tenant_id:
+            raise SyncUsageError(f"the store {str(path)!r} holds tenant {base.tenant_id}, not --tenant "
+                                 f"{tenant_id}; sync each tenant into its own store")
+        meta = dict(base.metadata) if base is not None else {}
+        link = meta.get(_META_LINK, "")
         organization = _collect(client, _ORGANIZATION)
         found = [str(org.get("id", "")).lower() for org in organization["value"] if isinstance(org, dict)]
         if found != [tenant_id]:
@@ -121,58 +126,85 @@ def sync(store: str | Path, *, tenant: str, tokens: TokenSource, graph_url: str 
                                  "unchanged)")
         mto, partners = _collect(client, _MTO_TENANTS), _collect(client, _PARTNERS)
         is_full = base is None or full or reconcile or not link
-        if not is_full:
-            warnings += _link_age_warning(meta.get(_META_LINK_AT))
-        run = JournalRun(tenant_id, graph_url, base.id if base is not None else "", "" if is_full else link)
-        pages, resyncs, url = _start(journal, run, full, progress)
-        if url is None and not pages:
-            url = _USERS_DELTA if is_full else link
-        delta_link = None
+        run = JournalRun(tenant_id, graph_url, base.id if base is not None else "", link, full=is_full)
+        users, url = _resume(journal, run, fresh=full, progress=progress)
+        if users is None:
+            if not is_full:
+                warnings += _link_age_warning(meta.get(_META_LINK_AT))
+            journal.start(run)
+            users, url = _Round(is_full, progress), _USERS_DELTA if is_full else link
+        resyncs = 0
         while url is not None:
+            fetcher = _Fetcher(client, url)
             try:
-                response = client.get(url)
+                for body, page, url, read_at in fetcher:
+                    try:  # validated before it is kept: a bad page is never resumed
+                        users.add(page, read_at)
+                    except SnapshotError as exc:
+                        raise GraphUnavailableError(f"Graph sent a users page that is not valid ({exc}); the store "
+                                                    "is unchanged: sync again later") from exc
+                    journal.commit(body, url, read_at)
             except ResyncRequired as refused:
                 resyncs += 1
                 if resyncs > _RESYNCS:
                     raise GraphUnavailableError(f"Graph refused the users delta {resyncs} times in one run, even a "
                                                 "fresh one; try again later (the store is unchanged)") from None
-                warnings.append("Graph no longer accepts the stored delta link (its state expires after about 7 "
-                                "days): ran a full resync, which replaces the directory")
-                is_full = True
-                run = attrs.evolve(run, base_link="")
+                warnings.append(("Graph no longer accepts the stored delta link (its state expires after about 7 "
+                                 "days)" if not users.full else "Graph refused a link of the users round") +
+                                ": ran a full resync, which replaces the directory")
+                run = attrs.evolve(run, full=True)
                 journal.start(run)
-                pages, url = [], _restart_url(refused.location, client)
-                continue
-            assert response is not None
-            page = response.json()
-            url, delta_link = _links(page, response)
-            client.target(url or delta_link or "")  # a link to another host fails the run before it is kept
-            journal.commit(response.body, url)
-            pages.append(page)
-            if progress is not None:
-                progress(len(pages), 0, "users pages")
-        if delta_link is None:  # resumed with every page committed: the last page holds the delta link
-            delta_link = _links(pages[-1], None)[1] if pages else None
-        taken_at = now()
-        snap = _build(base, organization, mto, partners, pages, is_full, taken_at)
-        no_tenant = set() if is_full else set(json.loads(meta.get(_META_NO_TENANT, "[]")))
-        snap = _map_domains(client, snap, {} if is_full or base is None else base.domain_tenants, no_tenant)
-        added, changed, removed = _changes(base, snap, None if is_full else _touched(pages))
+                users, url = _Round(True, progress), _restart_url(refused.location, client)
+            finally:
+                fetcher.close()
+        is_full, taken_at = users.full, users.read_at()
+        if is_full:
+            snap = Snapshot.from_users(organization=organization, mto=mto, domains={"value": []}, partners=partners,
+                                       users=users.users.values(), taken_at=taken_at)
+        else:
+            assert base is not None
+            snap = base.with_documents(organization=organization, mto=mto, partners=partners).with_delta(
+                users.pages, taken_at=taken_at)
+        # --reconcile maps every domain anew (a domain may have moved, a 404 become a tenant); others keep the map.
+        keep = base is not None and not reconcile
+        no_tenant = set(json.loads(meta.get(_META_NO_TENANT, "[]"))) if keep else set()
+        snap = _map_domains(client, snap, base.domain_tenants if keep and base is not None else {}, no_tenant)
+        added, changed, removed = _changes(base, snap, None if is_full else _touched(users.pages))
         counters = client.counters
         report = SyncReport(
             snapshot_id=snap.id, full=is_full, users=len(snap.users), added=len(added), changed=len(changed),
-            removed=len(removed), pages=len(pages), requests=counters.requests, retries=counters.retries,
+            removed=len(removed), pages=users.count, requests=counters.requests, retries=counters.retries,
             throttled_seconds=counters.throttled_seconds, elapsed_seconds=time.monotonic() - started,
             dry_run=dry_run, repaired=tuple(sorted((*added, *changed, *removed))) if reconcile else (),
             warnings=tuple(warnings))
         if dry_run:
             return report
-        metadata = {**meta, _META_LINK: delta_link or "", _META_LINK_AT: taken_at.isoformat(),
+        metadata = {**meta, _META_LINK: users.delta_link, _META_LINK_AT: taken_at.isoformat(),
                     _META_NO_TENANT: json.dumps(sorted(no_tenant)), _META_LOG: _log(meta.get(_META_LOG), report,
                                                                                    taken_at)}
         snap.save(path, metadata=metadata)
         journal.remove()
         return report
+
+
+def _resume(journal: Journal, run: JournalRun, *, fresh: bool, progress: Progress | None
+            ) -> tuple[_Round | None, str | None]:
+    """Return the round a killed or failed run left in the journal, and the link to go on from.
+
+    Resumed only by a run that starts where it started (see :class:`JournalRun`), never under ``--full``, and a
+    delta round never by a run that must read everything (a full round, such as a resync, by any). A journal whose
+    pages cannot be read again is discarded: the run starts afresh.
+    """
+    resumed = None if fresh else journal.resume(run)
+    if resumed is None or (run.full and not resumed.full):
+        return None, None
+    users = _Round(resumed.full, progress)
+    try:
+        for body in resumed.bodies:
+            users.add(json.loads(body), resumed.read_at)
+    except (ValueError, SnapshotError):
+        return None, None
+    return users, resumed.next_link
 
 
 def _tenant_id(text: str) -> str:
@@ -202,20 +234,6 @@ def _collect(client: GraphClient, path: str) -> dict[str, Any]:
     return {"value": items}
 
 
-def _start(journal: Journal, run: JournalRun, full: bool, progress: Progress | None
-           ) -> tuple[list[dict[str, Any]], int, str | None]:
-    """Resume the journal's pages of ``run`` (not under ``--full``), or start it afresh."""
-    resumed = None if full else journal.resume(run)
-    if resumed is None:
-        journal.start(run)
-        return [], 0, None
-    bodies, next_link = resumed
-    pages = [json.loads(body) for body in bodies]
-    if progress is not None:
-        progress(len(pages), 0, "users pages")
-    return pages, 0, next_link
-
-
 def _links(page: Any, response: GraphResponse | None) -> tuple[str | None, str | None]:
     """Return a users delta page's ``(nextLink, deltaLink)``; exactly one is set."""
     if not isinstance(page, dict) or not isinstance(page.get("value"), list):
@@ -236,26 +254,103 @@ def _restart_url(location: str | None, client: GraphClient) -> str:
     return _USERS_DELTA
 
 
-def _build(base: Snapshot | None, organization: dict[str, Any], mto: dict[str, Any], partners: dict[str, Any],
-           pages: list[dict[str, Any]], is_full: bool, taken_at: dt.datetime) -> Snapshot:
-    """Return the synced snapshot before domain lookups: a full round from nothing, else the base changed."""
-    if not is_full:
-        assert base is not None
-        return base.with_documents(organization=organization, mto=mto, partners=partners).with_delta(
-            pages, taken_at=taken_at)
-    # The prefix of pages where every object appears once and none is removed reads as users/ pages (the fast
-    # path); the rest is applied as delta pages, which take the same object twice and @removed.
-    seen: set[str] = set()
-    clean = 0
-    for page in pages:
-        ids = [obj.get("id") for obj in page["value"] if isinstance(obj, dict)]
-        if any(obj.get("@removed") is not None for obj in page["value"] if isinstance(obj, dict)) or \
-                len(set(ids)) != len(ids) or not seen.isdisjoint(ids):
-            break
-        seen.update(i for i in ids if isinstance(i, str))
-        clean += 1
-    return Snapshot.from_documents(organization=organization, mto=mto, domains={"value": []}, partners=partners,
-                                   users=pages[:clean], delta=pages[clean:], taken_at=taken_at)
+class _Round:
+    """The users pages of one round as they arrive: kept for a delta round, applied to a directory for a full one.
+
+    Every page is validated as it arrives. A full round's objects are applied as they come (an object given twice
+    updates itself, ``@removed`` removes it), so the directory is ready when the last page is.
+    """
+
+    def __init__(self, full: bool, progress: Progress | None) -> None:
+        self.full, self.progress = full, progress
+        self.users: dict[str, DirectoryUser] = {}
+        self.pages: list[dict[str, Any]] = []
+        self.count = 0
+        self.delta_link = ""
+        self._read_at = ""
+
+    def add(self, page: dict[str, Any], read_at: str) -> None:
+        """Take one page (decoded; its links already checked), read at ``read_at`` (ISO 8601)."""
+        self.count += 1
+        objects = graph.parse_users_page(page, f"users delta page {self.count}")
+        if self.full:
+            users = self.users
+            for obj in objects:
+                uid = obj["id"]
+                new = graph.apply_entry(users.get(uid), obj)
+                if new is None:
+                    users.pop(uid, None)
+                else:
+                    users[uid] = new
+        else:
+            self.pages.append(page)
+        self.delta_link, self._read_at = page.get("@odata.deltaLink") or "", read_at
+        if self.progress is not None:
+            self.progress(self.count, 0, "users pages")
+
+    def read_at(self) -> dt.datetime:
+        """Return when the last page was read (the synced generation's ``taken_at``); now, for no page."""
+        return dt.datetime.fromisoformat(self._read_at) if self._read_at else now()
+
+
+_Fetched = tuple[bytes, dict[str, Any], str | None, str]  # body, decoded page, next link, when it was read
+
+
+class _Fetcher:
+    """GET the users pages from ``url`` on, on a thread that stays a few pages ahead of the reader.
+
+    While a GET waits on Graph, the previous page is validated, applied and journaled. Iterating yields
+    ``(body, page, next_link, read_at)`` in order and raises what the fetching raised; every link is checked to lead
+    to the Graph host before it is yielded (so no run keeps a link to elsewhere).
+    """
+
+    _AHEAD = 4  # pages fetched and not yet read, at most
+
+    def __init__(self, client: GraphClient, url: str) -> None:
+        self._queue: queue.Queue[_Fetched | BaseException] = queue.Queue(self._AHEAD)
+        self._finished = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(client, url), name="mtotrust-sync-fetch",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, client: GraphClient, url: str | None) -> None:
+        try:
+            while url is not None and not self._stop.is_set():
+                response = client.get(url)
+                assert response is not None
+                page = response.json()
+                url, delta_link = _links(page, response)
+                client.target(url or delta_link or "")
+                self._put((response.body, page, url, now().isoformat()))
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, which raises it
+            self._put(exc)
+
+    def _put(self, item: _Fetched | BaseException) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(item, timeout=0.05)
+                return
+
+    def __iter__(self) -> Iterator[_Fetched]:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._finished = True
+                raise item
+            yield item
+            if item[2] is None:
+                self._finished = True
+                return
+
+    def close(self) -> None:
+        """Stop fetching.
+
+        The thread has ended unless the reader stopped early (an error, an interrupt); then it sends nothing more,
+        and ends when the GET under way does (at the latest at the client's timeout).
+        """
+        self._stop.set()
+        self._thread.join(timeout=None if self._finished else 0.1)
 
 
 def _touched(pages: Iterable[dict[str, Any]]) -> set[str]:
@@ -264,10 +359,20 @@ def _touched(pages: Iterable[dict[str, Any]]) -> set[str]:
 
 
 def _external_domains(snap: Snapshot) -> set[str]:
-    """Return the domains external objects name (addresses, decoded ``#EXT#`` names), local ones left out."""
-    keys = Normalizer(snap.local_domains).keys
-    return {key.rpartition("@")[2] for user in snap.users.values() if snap.is_external(user)
-            for key in keys(user)} - snap.local_domains
+    """Return the domains external objects name (addresses, decoded ``#EXT#`` names), local ones left out.
+
+    Read from the snapshot's address index, which already holds every address each object answers to: a domain
+    is named once an address at it belongs to an external object.
+    """
+    skip = set(snap.local_domains)  # and, as they are found, the domains already named
+    named: set[str] = set()
+    lookup, is_external = snap.lookup, snap.is_external
+    for address in snap.addresses():
+        domain = address[address.rindex("@") + 1:]
+        if domain not in skip and any(is_external(user) for user in lookup(address)):
+            named.add(domain)
+            skip.add(domain)
+    return named
 
 
 def _map_domains(client: GraphClient, snap: Snapshot, known: Mapping[str, str], no_tenant: set[str]) -> Snapshot:

@@ -104,11 +104,12 @@ class RecordedRequest:
     status: int = 0
 
 
-@attrs.frozen
+@attrs.define
 class _Fault:
     kind: str
     path: str
     params: dict[str, Any]
+    skip: int = 0  # matching requests to let through untouched first
 
 
 @attrs.frozen
@@ -382,10 +383,13 @@ class FakeGraph:
 
     # -- faults ----------------------------------------------------------------------------------------------
 
-    def fault(self, kind: str, *, path: str = "/v1.0/users/delta", times: int = 1, **params: Any) -> None:
+    def fault(self, kind: str, *, path: str = "/v1.0/users/delta", times: int = 1, skip: int = 0,
+              **params: Any) -> None:
         """Queue a fault for the next ``times`` requests whose path (before ``?``) starts with ``path``.
 
-        Faults are consumed in the order queued, one per matching request. Kinds and their ``params``:
+        Faults are consumed in the order queued, one per matching request; ``skip`` lets that many matching
+        requests through untouched first (``skip=2`` hits the third users page, whenever the client asks it).
+        Kinds and their ``params``:
 
         - ``"status"``: answer ``status`` (``status=429``) with a Graph error body (``code``, ``message``, else
           Graph's code for that status) and ``Retry-After: retry_after`` when given (a str: seconds or an HTTP
@@ -404,12 +408,12 @@ class FakeGraph:
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; use one of {', '.join(FAULT_KINDS)}")
-        if times < 1:
-            raise ValueError(f"times must be at least 1 (got {times!r})")
+        if times < 1 or skip < 0:
+            raise ValueError(f"times must be at least 1 and skip at least 0 (got {times!r}, {skip!r})")
         if kind == "status" and not isinstance(params.get("status"), int):
             raise ValueError(f"a 'status' fault needs status=<int>, such as status=429 (got {params!r})")
         with self._lock:
-            self._faults += [_Fault(kind, path, dict(params))] * times
+            self._faults += [_Fault(kind, path, dict(params), skip), *[_Fault(kind, path, dict(params))] * (times - 1)]
 
     def release(self) -> None:
         """Let every request held by a ``stall`` fault go on (later stalls hold again)."""
@@ -464,6 +468,9 @@ class FakeGraph:
     def _take_fault(self, path: str) -> _Fault | None:
         for i, found in enumerate(self._faults):
             if path.startswith(found.path):
+                if found.skip:
+                    found.skip -= 1
+                    return None
                 return self._faults.pop(i)
         return None
 
