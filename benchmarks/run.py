@@ -652,6 +652,15 @@ def print_targets(results: list[dict[str, Any]]) -> None:
              f"{gen.size_label(small['users'])}: {ratio:.1f}× (≤ 2×)")
 
 
+def write_results(prefix: str, results: list[dict[str, Any]], started: float) -> None:
+    """Save a run's figures as ``out/PREFIX-<UTC time>.json`` and say where, with the run's total time."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = OUT / f"{prefix}-{stamp}.json"
+    path.write_text(json.dumps({"python": platform.python_version(), "git": _git(), "results": results},
+                               indent=1, default=str))
+    print(f"\n(total {time.perf_counter() - started:.0f} s; figures also in {path.relative_to(OUT.parent.parent)})")
+
+
 def _git() -> str:
     with contextlib.suppress(Exception):
         root = Path(__file__).resolve().parent.parent
@@ -701,11 +710,7 @@ def main(argv: list[str] | None = None) -> int:
         print_table(r)
         sys.stdout.flush()
     print_targets(results)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = OUT / f"results-{stamp}.json"
-    path.write_text(json.dumps({"python": platform.python_version(), "git": _git(), "results": results},
-                               indent=1, default=str))
-    print(f"\n(total {time.perf_counter() - started:.0f} s; figures also in {path.relative_to(OUT.parent.parent)})")
+    write_results("results", results, started)
     if args.plot is not None:
         from benchmarks.plot import plot  # lazily: matplotlib is needed only for the chart
 

@@ -59,7 +59,7 @@ from typing import Any, TypeVar
 import httpx
 
 from benchmarks import generate as gen
-from benchmarks.run import OUT, _git, ensure_folder
+from benchmarks.run import OUT, _git, ensure_folder, write_results
 from mtotrust import Snapshot
 from mtotrust.sync import EnvToken
 from mtotrust.sync._run import SyncReport, sync
@@ -362,10 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             print_table(r)
             sys.stdout.flush()
     print_targets(results)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = OUT / f"sync-{stamp}.json"
-    path.write_text(json.dumps({"python": platform.python_version(), "git": _git(), "results": results}, indent=1))
-    print(f"\n(total {time.perf_counter() - started:.0f} s; figures also in {path.relative_to(OUT.parent.parent)})")
+    write_results("sync", results, started)
     return 0 if all(r["same_id"] for r in results) else 1
 
 
