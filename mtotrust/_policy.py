@@ -125,6 +125,27 @@ class SnapshotPolicy(_Section):
         return int(self.max_age[:-1]) * _DURATION_UNITS[self.max_age[-1]]
 
 
+def _check_pilot_address(address: str) -> str:
+    try:
+        local, domain = normalize_address(address)
+    except IdentityError as exc:
+        raise ValueError(f"{address!r} is not an address ({exc}); list recipients as user@domain") from None
+    return f"{local}@{domain}"
+
+
+class MailflowPolicy(_Section):
+    """``[mailflow]``: the mail-flow filter's pilot scope (``mtotrust filter``); no other app reads it.
+
+    With neither key, every recipient gets the policy's decision. With either, only the pilot recipients do (the
+    listed addresses, plus those of ``pilot_file``: one per line, ``#`` comments); every other recipient gets the
+    classic decision (this policy with ``mail.untagged_at = "internal"``). The fingerprint leaves this table out: it
+    chooses who gets which policy, and each decision names the fingerprint of the policy it applied.
+    """
+
+    pilot_recipients: list[Annotated[str, pydantic.AfterValidator(_check_pilot_address)]] | None = None
+    pilot_file: Annotated[str, Field(min_length=1)] | None = None
+
+
 def _check_block_entry(entry: str) -> str:
     _block_keys(entry)
     return entry
@@ -266,6 +287,7 @@ class Policy(BaseModel):
     labels: dict[str, dict[TrustName, LabelGrant]] = Field(default_factory=dict)
     overrides: OverridesPolicy = OverridesPolicy()
     snapshot: SnapshotPolicy = SnapshotPolicy()
+    mailflow: MailflowPolicy = MailflowPolicy()
     invariants: list[InvariantRule] = Field(default_factory=list)
     """``[[invariants]]``: the policy's own rules, proved by ``mtotrust lint``; they change no decision, so the
     fingerprint leaves them out."""
@@ -306,7 +328,7 @@ class Policy(BaseModel):
         keys = self._block_entries = tuple(key for e in self.overrides.block for key in _block_keys(e))
         self._blocks = {kind: frozenset(v for k, v in keys if k == kind) for kind in ("address", "domain", "wildcard")}
         self._authserv_ids = frozenset(i.lower() for i in self.mail.trusted_authserv_ids)
-        data = self.model_dump(mode="json", exclude={"invariants"})
+        data = self.model_dump(mode="json", exclude={"invariants", "mailflow"})
         # Order does not change what a list of ids, block entries or rights means: leave it out of the hash.
         data["mail"]["trusted_authserv_ids"] = sorted(self._authserv_ids)
         data["overrides"]["block"] = sorted(data["overrides"]["block"])
