@@ -1,9 +1,9 @@
-"""The ``mtotrust`` command: ``demo``, ``check``, ``lint`` and ``sync``.
+"""The ``mtotrust`` command: ``demo``, ``check``, ``lint``, ``sync`` and ``filter``.
 
 ``main`` parses the command line and runs one sub-command. Each sub-command lives in its own module
-(:mod:`~mtotrust.cli.demo`, :mod:`~mtotrust.cli.check`, :mod:`~mtotrust.cli.lint`, :mod:`~mtotrust.cli.sync`),
-imported only when that command runs, so ``mtotrust --help`` and ``mtotrust COMMAND --help`` cost little more than
-``import mtotrust``.
+(:mod:`~mtotrust.cli.demo`, :mod:`~mtotrust.cli.check`, :mod:`~mtotrust.cli.lint`, :mod:`~mtotrust.cli.sync`,
+:mod:`~mtotrust.cli.filter`), imported only when that command runs, so ``mtotrust --help`` and ``mtotrust COMMAND
+--help`` cost little more than ``import mtotrust``.
 
 Exit codes: 0 success; 1 the command ran and found problems; 2 bad usage or input, or the output cannot be written
 (one line on stderr naming the problem, never a traceback); 3 internal error. A reader that stops reading (``|
@@ -68,6 +68,12 @@ def _run_sync(args: argparse.Namespace) -> int:
     return sync.run(args)
 
 
+def _run_filter(args: argparse.Namespace) -> int:
+    from mtotrust.cli import filter as filter_command
+
+    return filter_command.run(args)
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="mtotrust", description="Decide how far to trust an external identity in a Microsoft "
                      "365 multi-tenant organization.")
@@ -112,7 +118,30 @@ def _parser() -> _Parser:
     lint.add_argument("--json", action="store_true", help="print findings as JSON")
     lint.set_defaults(run=_run_lint)
     _sync_parser(sub)
+    _filter_parser(sub)
     return parser
+
+
+def _filter_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    command = sub.add_parser("filter", help="run the SMTP content filter that tags mail by MTO trust",
+                             description="An SMTP server an MTA hands every message to (Postfix content_filter, or "
+                             "a relay in front of Exchange Online): it decides, adds X-MTOTrust, tags the Subject "
+                             "when the message is external, and relays it to --next-hop with the same envelope. "
+                             "Needs the 'mailflow' extra. SIGHUP reloads the policy and the snapshot; runs until "
+                             "SIGTERM or SIGINT.")
+    command.add_argument("--listen", required=True, metavar="HOST:PORT", help="where the MTA connects")
+    command.add_argument("--next-hop", required=True, metavar="HOST:PORT", help="where marked messages go (the "
+                         "MTA's reinjection port)")
+    command.add_argument("--snapshot", help="snapshot folder or .sqlite store (a store is watched for new "
+                         "generations); default: the bundled sample")
+    command.add_argument("--policy", help="policy file (TOML or JSON); default: Policy.default()")
+    command.add_argument("--max-size", type=int, default=50 << 20, metavar="BYTES",
+                         help="largest message accepted (552 above; advertised in SIZE; default: 50 MiB)")
+    command.add_argument("--max-connections", type=int, default=100, metavar="N",
+                         help="concurrent client connections (421 above; default: %(default)s)")
+    command.add_argument("--watch-every", type=float, default=30.0, metavar="SECONDS",
+                         help="how often a --snapshot store is checked for a new generation (default: %(default)s)")
+    command.set_defaults(run=_run_filter)
 
 
 def _sync_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
