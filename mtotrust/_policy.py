@@ -81,6 +81,13 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def _one_line(text: str) -> str:
+    bad = next((c for c in text if c < " " or c == "\x7f" or "\ud800" <= c <= "\udfff"), None)
+    if bad is not None:
+        raise ValueError(f"holds {bad!r}: a Subject prefix is one line of text, without control characters")
+    return text
+
+
 class MailPolicy(_Section):
     """``[mail]``: external tagging."""
 
@@ -88,7 +95,8 @@ class MailPolicy(_Section):
     require_authentication: bool = True
     trusted_authserv_ids: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     accept_exchange_online_results: bool = False
-    subject_tag: str = "[External]"
+    subject_tag: Annotated[str, pydantic.AfterValidator(_one_line)] = "[External]"
+    """Prefixed to a tagged message's Subject by a mail-flow filter; one line of text (no control character)."""
 
 
 class DlpPolicy(_Section):

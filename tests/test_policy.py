@@ -176,6 +176,8 @@ class TestErrors:
         ({"labels": {"C": {"internal": "Author"}}}, "labels.C.internal", "Author", "Co-Author"),
         ({"labels": {"C": {"internal": ["VIEW", "READ"]}}}, "labels.C.internal.1", "READ", "DOCEDIT"),
         ({"version": 2}, "version", 2, "1"),
+        ({"mail": {"subject_tag": "[Ext]\r\nBcc: x"}}, "mail.subject_tag", "[Ext]\r\nBcc: x", "one line of text"),
+        ({"mailflow": {"pilot_recipients": ["megan"]}}, "mailflow.pilot_recipients.0", "megan", "user@domain"),
     ])
     def test_bad_value_names_value_and_allowed(self, data, key, value, allowed):
         """A bad value is a PolicyError naming the key path, the value and the allowed values."""
