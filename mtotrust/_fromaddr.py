@@ -392,7 +392,7 @@ def _wanted_fields(end: str) -> re.Pattern[str]:
 # For a section with CRLF line ends, and one with LF alone. A field's name is printable ASCII but ":", as the
 # standard library's parser reads it; ASCII makes IGNORECASE exactly str.lower() equality.
 _PLAIN = {"\r\n": (_plain_section("\r\n"), _wanted_fields("\r\n")), "\n": (_plain_section("\n"), _wanted_fields("\n"))}
-_LINE_BREAKS_OF_STR = frozenset("\v\f\x1c\x1d\x1e")
+_LINE_BREAKS_OF_STR = "\v\f\x1c\x1d\x1e"
 """ASCII characters ``str.splitlines`` and ``re``'s ``^`` may break a line at, or which the parser may treat so."""
 
 
@@ -410,7 +410,7 @@ def _plain_fields(block: bytes) -> tuple[list[str], list[str]] | None:
         return None
     text = block.decode("ascii")
     crlf = text.count("\r\n")
-    if crlf != text.count("\r") or (crlf and crlf != text.count("\n")) or not _LINE_BREAKS_OF_STR.isdisjoint(text):
+    if crlf != text.count("\r") or (crlf and crlf != text.count("\n")) or any(c in text for c in _LINE_BREAKS_OF_STR):
         return None
     section, wanted = _PLAIN["\r\n" if crlf else "\n"]
     if section.fullmatch(text) is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -42,6 +43,8 @@ class _Collect:
         self.lock = threading.Lock()
         self.deliveries: list[Delivery] = []
         self.refuse: set[str] = set()
+        self.data_answer = "250 OK"  # what DATA is answered (a 4xx or 5xx delivers nothing)
+        self.delay = 0.0  # seconds to wait before answering DATA
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           options: list[str]) -> str:
@@ -51,11 +54,14 @@ class _Collect:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await asyncio.sleep(self.delay)
+        if not self.data_answer.startswith("250"):
+            return self.data_answer
         content = envelope.original_content
         assert isinstance(content, bytes) and envelope.mail_from is not None
         with self.lock:
             self.deliveries.append(Delivery(envelope.mail_from, tuple(envelope.rcpt_tos), content))
-        return "250 OK"
+        return self.data_answer
 
 
 class Sink:
@@ -68,6 +74,7 @@ class Sink:
         self._handler = _Collect()
         self.port = port
         self.refuse = self._handler.refuse
+        self.handler = self._handler
         self._controller = Controller(self._handler, hostname="127.0.0.1", port=port,
                                       server_hostname=SINK_HOSTNAME, decode_data=False, enable_SMTPUTF8=True)
 

@@ -343,3 +343,48 @@ class TestPilotScope:
         assert classic.mail.untagged_at == "internal"
         assert classic.model_dump(exclude={"mail"}) == policy.model_dump(exclude={"mail"})
         assert (classic.mail.trusted_authserv_ids, classic.mail.subject_tag) == ([BOUNDARY], "[Ext]")
+
+
+class TestTransactions:
+    """One client connection, many transactions: a failure in one never spoils the next."""
+
+    def test_after_too_much_data(self, mail_filter: tuple[MailFilter, int], sink: Sink) -> None:
+        """A message over the size (no SIZE= on MAIL) is 552 at the end of DATA; the next one is delivered."""
+        with smtplib.SMTP("127.0.0.1", mail_filter[1], timeout=30) as client:
+            client.ehlo()
+            client.mail("cameron@fabrikam.com")
+            client.rcpt("megan@contoso.com")
+            code, _ = client.data(message(body=(b"y" * 990 + b"\r\n") * 80))
+            assert (552, 0) == (code, len(sink.deliveries()))
+            assert {} == client.sendmail("cameron@fabrikam.com", ["megan@contoso.com"], message())
+        assert 1 == len(sink.deliveries())
+
+    def test_after_the_next_hop_refused_the_message(self, mail_filter: tuple[MailFilter, int], sink: Sink) -> None:
+        """The next hop's 4xx to a message is the client's answer; the next message goes through."""
+        sink.handler.data_answer = "451 4.3.0 Try later"
+        with smtplib.SMTP("127.0.0.1", mail_filter[1], timeout=30) as client:
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                client.sendmail("cameron@fabrikam.com", ["megan@contoso.com"], message())
+            assert 451 == refused.value.smtp_code
+            sink.handler.data_answer = "250 OK"
+            client.sendmail("cameron@fabrikam.com", ["megan@contoso.com"], message())
+        assert 1 == len(sink.deliveries())
+
+    def test_ehlo_mid_transaction_and_rset(self, mail_filter: tuple[MailFilter, int], sink: Sink) -> None:
+        """EHLO or RSET in the middle of a transaction ends it at the next hop too: a new MAIL is accepted."""
+        with smtplib.SMTP("127.0.0.1", mail_filter[1], timeout=30) as client:
+            for end in (client.ehlo, client.rset):
+                client.ehlo()
+                assert 250 == client.mail("cameron@fabrikam.com")[0]
+                assert 250 == client.rcpt("megan@contoso.com")[0]
+                end()
+            client.sendmail("cameron@fabrikam.com", ["megan@contoso.com"], message())
+        assert [("megan@contoso.com",)] == [d.rcpt_tos for d in sink.deliveries()]
+
+    def test_a_slow_next_hop_is_waited_for(self, engine: TrustEngine, sink: Sink) -> None:
+        """A next hop slower than the filter's timeout to accept a message: the client still hears 250, once."""
+        sink.handler.delay = 1.5
+        with MailFilter(engine, ("127.0.0.1", sink.port), timeout=1.0) as running:
+            _, port = running.start("127.0.0.1", 0)
+            send(port, message())
+        assert 1 == len(sink.deliveries())

@@ -27,7 +27,7 @@ import logging
 import smtplib
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,6 +49,8 @@ _NEXT_HOP_DOWN = "451 4.4.1 The next hop cannot be reached; try again later"
 _NEXT_HOP_LOST = "451 4.4.2 The connection to the next hop was lost; try again later"
 _OTHER_GROUP = "452 4.5.3 This recipient is decided by another pilot group; send it in a new transaction"
 _TOO_MANY = b"421 4.7.0 Too many connections; try again later\r\n"
+_CONNECT_TIMEOUT = 30.0  # seconds to connect to the next hop (then each read or write waits up to --timeout)
+_DATA_TIMEOUT = 600.0  # more seconds the client waits for the answer to its message (RFC 5321 4.5.3.2.6: 10 min)
 
 
 def classic_policy(policy: Policy) -> Policy:
@@ -115,30 +117,76 @@ class _Deciders:
 
 
 class _Hop:
-    """The filter's connection to the next hop for one client connection (blocking smtplib, run on threads)."""
+    """The filter's connection to the next hop for one client connection (blocking smtplib, run on threads).
+
+    Every use of the connection holds its lock, so a close (the client went away) never interleaves its QUIT with
+    a message being sent. ``open`` says a transaction was started there (MAIL accepted) and not yet ended, and
+    ``group`` is the pilot group of the transaction's recipients.
+    """
 
     def __init__(self, host: str, port: int, timeout: float, local_hostname: str) -> None:
-        self.smtp = smtplib.SMTP(timeout=timeout, local_hostname=local_hostname)
-        self.smtp.connect(host, port)
-        code, message = self.smtp.ehlo()
+        self.lock = threading.Lock()
+        self.open = False
+        self.group: bool | None = None
+        self.smtp = smtplib.SMTP(timeout=_CONNECT_TIMEOUT, local_hostname=local_hostname)
+        try:
+            self.smtp.connect(host, port)
+            self.smtp.sock.settimeout(timeout)  # type: ignore[union-attr]
+            code, message = self.smtp.ehlo()
+        except BaseException:
+            self.smtp.close()
+            raise
         if code != 250:
+            self.smtp.close()
             raise smtplib.SMTPHeloError(code, message)
 
+    def call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run one smtplib call under the connection's lock."""
+        with self.lock:
+            return fn(*args)
+
+    def send(self, message: bytes) -> tuple[int, bytes]:
+        """Send the message (DATA) and return the next hop's answer to it, waiting up to ten minutes for it."""
+        with self.lock:
+            sock = self.smtp.sock
+            before = sock.gettimeout() if sock is not None else None
+            if sock is not None:
+                sock.settimeout(max(before or 0.0, _DATA_TIMEOUT))
+            try:
+                return self.smtp.data(message)
+            finally:
+                if sock is not None and self.smtp.sock is sock:
+                    sock.settimeout(before)
+
+    def reset(self) -> None:
+        """End an open transaction (RSET) so the next MAIL starts a new one."""
+        with self.lock:
+            if self.open:
+                self.smtp.rset()
+            self.open, self.group = False, None
+
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.smtp.quit()
-        with contextlib.suppress(Exception):
-            self.smtp.close()
+        """QUIT and close (after any call under way)."""
+        with self.lock:
+            with contextlib.suppress(Exception):
+                self.smtp.quit()
+            with contextlib.suppress(Exception):
+                self.smtp.close()
 
 
 def _answer(code: int, message: bytes | str) -> str:
+    """Return an SMTP reply of ``code`` and ``message`` (several lines as a multi-line reply)."""
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
     lines = text.splitlines() or [""]
     return "\r\n".join(f"{code}{'-' if i < len(lines) - 1 else ' '}{line}" for i, line in enumerate(lines))
 
 
 class _Handler:
-    """The aiosmtpd handler: every command passed on to the next hop, the message marked at DATA."""
+    """The aiosmtpd handler: every command passed on to the next hop, the message marked at DATA.
+
+    aiosmtpd ends its own transaction on its own in places (a 552 or a 500 to DATA, EHLO, HELO): whatever the
+    client does next, a transaction still open at the next hop is reset first.
+    """
 
     def __init__(self, owner: MailFilter) -> None:
         self.owner = owner
@@ -146,15 +194,31 @@ class _Handler:
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self.owner._pool, functools.partial(fn, *args))
 
+    async def _reset(self, session: Session) -> None:
+        hop: _Hop | None = getattr(session, "mtotrust_hop", None)
+        if hop is not None and hop.open:
+            try:
+                await self._run(hop.reset)
+            except (OSError, smtplib.SMTPException):
+                self._drop(session)
+
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
                           responses: list[str]) -> list[str]:
         """Answer EHLO as aiosmtpd does, with PIPELINING too (it reads pipelined commands in order)."""
+        await self._reset(session)
         session.host_name = hostname
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_HELO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str) -> str:
+        """Answer HELO as aiosmtpd does, ending a transaction still open at the next hop."""
+        await self._reset(session)
+        session.host_name = hostname
+        return f"250 {server.hostname}"
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           options: list[str]) -> str:
         """Open the next hop's connection if needed and pass MAIL on; answer with its reply."""
+        await self._reset(session)
         hop: _Hop | None = getattr(session, "mtotrust_hop", None)
         if hop is None:
             host, port = self.owner.next_hop
@@ -164,13 +228,14 @@ class _Handler:
                 return _NEXT_HOP_DOWN
             session.mtotrust_hop = hop  # type: ignore[attr-defined]
         try:
-            code, message = await self._run(hop.smtp.mail, address, options)
+            code, message = await self._run(hop.call, hop.smtp.mail, address, options)
         except smtplib.SMTPNotSupportedError:
             return "555 5.5.4 The next hop does not support SMTPUTF8"
         except (OSError, smtplib.SMTPException):
             self._drop(session)
             return _NEXT_HOP_LOST
         if code == 250:
+            hop.open = True
             envelope.mail_from = address
             envelope.mail_options.extend(options)
         return _answer(code, message)
@@ -179,18 +244,18 @@ class _Handler:
                           options: list[str]) -> str:
         """Pass RCPT on (one pilot group per transaction); answer with the next hop's reply."""
         hop: _Hop | None = getattr(session, "mtotrust_hop", None)
-        if hop is None:
+        if hop is None or not hop.open:
             return _NEXT_HOP_LOST
-        deciders = self.owner._deciders
-        group = deciders.for_recipient(address)
-        if envelope.rcpt_tos and group != deciders.for_recipient(envelope.rcpt_tos[0]):
+        group = self.owner._deciders.for_recipient(address)
+        if hop.group is not None and group != hop.group:
             return _OTHER_GROUP
         try:
-            code, message = await self._run(hop.smtp.rcpt, address, options)
+            code, message = await self._run(hop.call, hop.smtp.rcpt, address, options)
         except (OSError, smtplib.SMTPException):
             self._drop(session)
             return _NEXT_HOP_LOST
         if code in (250, 251):
+            hop.group = group  # the transaction's decision group, fixed by its first accepted recipient
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(options)
         return _answer(code, message)
@@ -198,27 +263,28 @@ class _Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Decide, mark and send the message to the next hop; answer with its reply to the message."""
         hop: _Hop | None = getattr(session, "mtotrust_hop", None)
-        if hop is None:
+        if hop is None or not hop.open:
             return _NEXT_HOP_LOST
-        content = envelope.original_content or b""
-        marked = self.owner.mark(content, envelope.rcpt_tos[0] if envelope.rcpt_tos else "")
-        try:
-            code, message = await self._run(hop.smtp.data, marked)
-        except smtplib.SMTPResponseException as exc:  # smtplib raises on a DATA refusal: pass the answer on
-            return _answer(exc.smtp_code, exc.smtp_error)
-        except (OSError, smtplib.SMTPException):
-            self._drop(session)
-            return _NEXT_HOP_LOST
+        marked = self.owner.mark(envelope.original_content or b"", pilot=hop.group is not False)
+        # While the next hop takes the message, the client must not time out (its retry would deliver twice).
+        server._reset_timeout(self.owner.timeout + _DATA_TIMEOUT)
+        with self.owner._relaying():
+            try:
+                code, message = await self._run(hop.send, marked)
+            except smtplib.SMTPResponseException as exc:  # DATA itself refused: pass the answer on
+                await self._reset(session)
+                return _answer(exc.smtp_code, exc.smtp_error)
+            except (OSError, smtplib.SMTPException):
+                self._drop(session)
+                return _NEXT_HOP_LOST
+            finally:
+                server._reset_timeout()
+        hop.open, hop.group = False, None
         return _answer(code, message)
 
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Reset the next hop's transaction too."""
-        hop: _Hop | None = getattr(session, "mtotrust_hop", None)
-        if hop is not None:
-            try:
-                await self._run(hop.smtp.rset)
-            except (OSError, smtplib.SMTPException):
-                self._drop(session)
+        await self._reset(session)
         return "250 OK"
 
     async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -298,16 +364,15 @@ class MailFilter:
         self.next_hop = next_hop
         self.max_size, self.max_connections, self.timeout, self.hostname = max_size, max_connections, timeout, hostname
         self._policy_folder = policy_folder
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the connection and in-flight counters
+        self._reload_lock = threading.Lock()
         self._connections = 0
+        self._in_flight = 0  # messages being handed to the next hop
+        self._idle = threading.Condition(self._lock)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_connections + 4, thread_name_prefix="mtotrust-hop")
-        self._deciders = self._make_deciders(engine, engine.policy)
+        pilot = pilot_recipients(engine.policy, policy_folder)
+        self._deciders = _Deciders(engine, _classic(engine.snapshot, engine.policy, pilot), pilot)
         self._controller: _Controller | None = None
-
-    def _make_deciders(self, engine: TrustEngine, policy: Policy) -> _Deciders:
-        pilot = pilot_recipients(policy, self._policy_folder)
-        classic = None if pilot is None else TrustEngine(engine.snapshot, classic_policy(policy))
-        return _Deciders(engine, classic, pilot)
 
     @property
     def engine(self) -> TrustEngine:
@@ -317,22 +382,28 @@ class MailFilter:
     def reload(self, snapshot: Snapshot | None = None, policy: Policy | None = None) -> None:
         """Swap in a new snapshot, policy or both (and the pilot the policy names) for the next messages.
 
-        Raises:
-            PolicyError: the policy's pilot file cannot be read; nothing is swapped then.
-        """
-        old = self._deciders
-        # A new policy reads its pilot again, first (a bad pilot file swaps nothing); a new snapshot alone keeps it.
-        pilot = old.pilot if policy is None else pilot_recipients(policy, self._policy_folder)
-        policy = policy or old.engine.policy
-        old.engine.update(snapshot, policy=policy)
-        classic = None if pilot is None else TrustEngine(old.engine.snapshot, classic_policy(policy))
-        self._deciders = _Deciders(old.engine, classic, pilot)
+        A new policy reads its pilot again, first: a bad pilot file raises and swaps nothing. A new snapshot alone
+        keeps the pilot. Reloads take turns (a SIGHUP and a store watch never undo each other).
 
-    def mark(self, message: bytes, first_recipient: str) -> bytes:
-        """Return ``message`` decided and marked for the group of ``first_recipient``; never raises."""
+        Raises:
+            PolicyError: the policy's pilot file cannot be read or holds a line that is not an address.
+        """
+        with self._reload_lock:
+            old = self._deciders
+            pilot = old.pilot if policy is None else pilot_recipients(policy, self._policy_folder)
+            policy = policy or old.engine.policy
+            snapshot = snapshot or old.engine.snapshot
+            classic = _classic(snapshot, policy, pilot)  # built before the swap: the two groups move together
+            old.engine.update(snapshot, policy=policy)
+            self._deciders = _Deciders(old.engine, classic, pilot)
+
+    def mark(self, message: bytes, *, pilot: bool = True) -> bytes:
+        """Return ``message`` decided and marked, for the pilot group or (``pilot=False``) the classic one.
+
+        Never raises: a failure delivers the message tagged, saying ``internal_error``.
+        """
         deciders = self._deciders
-        engine = deciders.engine if deciders.for_recipient(first_recipient) or deciders.classic is None \
-            else deciders.classic
+        engine = deciders.engine if pilot or deciders.classic is None else deciders.classic
         try:
             decision = engine.mail_message(header_section(message))
             return rewrite(message, header_field(decision), subject_tag=decision.subject_tag)
@@ -342,6 +413,17 @@ class MailFilter:
                       type(exc).__name__)
             log.debug("mtotrust filter: the internal error", exc_info=True)
             return _internal_error(message, engine)
+
+    @contextlib.contextmanager
+    def _relaying(self) -> Iterator[None]:
+        with self._lock:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._idle.notify_all()
 
     def start(self, host: str = "127.0.0.1", port: int = 10025) -> tuple[str, int]:
         """Start listening; return the address (``port=0`` picks a free one).
@@ -360,16 +442,26 @@ class MailFilter:
         address = sock.getsockname()
         return str(address[0]), int(address[1])
 
-    def stop(self) -> None:
-        """Stop listening and close every connection (messages in flight are answered 4xx by their clients)."""
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
+    def stop(self, grace: float = 30.0) -> None:
+        """Stop: accept no new connection, then close every connection.
+
+        Messages being handed to the next hop finish first (for up to ``grace`` seconds). A client cut off in
+        mid-transaction has no answer, so it keeps its message and retries.
+        """
+        controller, self._controller = self._controller, None
+        if controller is None:
+            return
+        server = controller.server
+        if server is not None:
+            controller.loop.call_soon_threadsafe(server.close)
+        with self._lock:
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout=grace)
+        controller.stop()
 
     def close(self) -> None:
-        """Stop, and end the relay threads."""
+        """Stop, then end the relay threads (after the next hop connections have said QUIT)."""
         self.stop()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=True)
 
     def __enter__(self) -> MailFilter:
         return self
@@ -378,13 +470,19 @@ class MailFilter:
         self.close()
 
 
+def _classic(snapshot: Snapshot, policy: Policy, pilot: frozenset[str] | None) -> TrustEngine | None:
+    """Return the engine of the classic group (``None`` without a pilot)."""
+    return None if pilot is None else TrustEngine(snapshot, classic_policy(policy))
+
+
 def _internal_error(message: bytes, engine: TrustEngine) -> bytes:
     """Return the message tagged, saying ``internal_error`` (what a failure while marking delivers)."""
     policy, snapshot = engine.policy, engine.snapshot
     value = (f"trust=untrusted; tag=yes; reasons=internal_error; snapshot={snapshot.id}; "
              f"policy={policy.fingerprint}")
-    try:
-        return rewrite(message, value, subject_tag=policy.mail.subject_tag)
-    except Exception:  # noqa: BLE001 - the rewrite itself failed: prepend the field to the untouched bytes
-        return b"X-MTOTrust: " + value.encode() + b"\r\n" + message
+    for tag in (policy.mail.subject_tag, ""):  # without the Subject tag, if it was what failed
+        with contextlib.suppress(Exception):
+            return rewrite(message, value, subject_tag=tag)
+    # The rewrite itself fails: prepend the field to the untouched bytes (a forged copy below stays, ours is first)
+    return b"X-MTOTrust: " + value.encode() + b"\r\n" + message
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import email.errors
 import email.header
+import functools
 import re
 from collections.abc import Iterator
 
@@ -100,6 +101,7 @@ def _line_end(message: bytes) -> bytes:
     return b"\n" if first >= 0 and message[first - 1 : first] != b"\r" else b"\r\n"
 
 
+@functools.lru_cache(maxsize=1024)  # a value repeats: one per decision class of a snapshot and policy
 def _folded(value: str, eol: bytes) -> bytes:
     """Return ``X-MTOTrust: value`` and its line end, folded at ``"; "`` where a line would pass 78 characters.
 
