@@ -1,6 +1,10 @@
 """``Policy``: the declarative trust policy (docs/policy.md), validated by pydantic.
 
 Unknown keys are errors: a typo must be a :class:`~mtotrust._errors.PolicyError`, not a silently ignored rule.
+
+Why this module is over 600 lines: it is one concept, the policy document, and its sections (the apps, the
+overrides, ``[mailflow]``, ``[[invariants]]``) share the validation, the error naming by key path and the
+fingerprint; each section's rules sit next to the model that holds them.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ A snapshot made by :meth:`Snapshot.with_delta` shares its parent's dictionaries 
 and index entries in small overlays (:mod:`mtotrust._overlay`) checked first; when the overlays grow past
 ``_COMPACT_FRACTION`` of the shared base they are merged into fresh dictionaries, so the amortised cost of a delta
 stays proportional to the delta. The parent is never modified.
+
+Why this module is over 600 lines: it is one concept, the snapshot's life (every way of building one goes through
+``Snapshot._make``: a folder, documents, records, a delta, replaced documents, a store) and its reads; the parts it
+does not own are already apart (reading in ``_ingest``, the index and id in ``_directory``, the store in ``_store``).
 """
 
 from __future__ import annotations

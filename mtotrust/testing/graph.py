@@ -22,7 +22,11 @@ https://learn.microsoft.com/en-us/graph/delta-query-users (pages and links),
 https://learn.microsoft.com/en-us/graph/delta-query-overview (tokens, ``@removed``, synchronization reset),
 https://learn.microsoft.com/en-us/graph/errors (the error body).
 
-.. versionadded:: 0.1.0
+Why this module is over 700 lines: it is one concept, a Graph tenant as a sync sees it, and its parts (the
+directory with its change sequence, the frozen delta rounds and their tokens, the faults, the HTTP handler) all
+encode the same protocol; split apart, a change to how a round is served would have to be made in step in several.
+
+.. versionadded:: 0.2.0
 """
 
 from __future__ import annotations
