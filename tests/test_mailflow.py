@@ -114,6 +114,17 @@ class TestMarking:
         assert expected(engine, data) == delivered
         assert delivered.count(b"X-MTOTrust:") == 1 and "tag=yes" in field(delivered)
 
+    def test_stale_snapshot_tags_and_says_so(self, engine: TrustEngine, sink: Sink) -> None:
+        """With a snapshot older than [snapshot] max_age, even authenticated MTO mail is tagged, snapshot_stale."""
+        engine.update(policy=Policy.from_data({"mail": {"trusted_authserv_ids": [BOUNDARY]},
+                                               "snapshot": {"max_age": "1s"}}))
+        with MailFilter(engine, ("127.0.0.1", sink.port)) as running:
+            _, port = running.start("127.0.0.1", 0)
+            send(port, message(extra=f"Authentication-Results: {BOUNDARY}; dmarc=pass "
+                                     "header.from=fabrikam.com\r\n".encode()))
+        [delivered] = [d.content for d in sink.deliveries()]
+        assert "tag=yes" in field(delivered) and "snapshot_stale" in field(delivered)
+
     def test_two_from_mailboxes_are_ambiguous(self, mail_filter: tuple[MailFilter, int], sink: Sink) -> None:
         """A From field naming two mailboxes is tagged with from_ambiguous."""
         data = message().replace(b"From: Cameron <cameron@fabrikam.com>",
