@@ -383,15 +383,9 @@ def _plain_section(end: str) -> re.Pattern[str]:
     return re.compile(rf"(?:[!-9;-~]++:{line}(?:[ \t]{line})*+)*+(?:{end}|[!-9;-~]++:[^\r\n]*+)?")
 
 
-def _wanted_fields(end: str) -> re.Pattern[str]:
-    """Return the pattern of one From or Authentication-Results field, its value (source lines) as group 2."""
-    return re.compile(rf"^(from|authentication-results):((?:[^\r\n]*+(?:{end}[ \t][^\r\n]*+)*+))",
-                      re.IGNORECASE | re.MULTILINE)
-
-
 # For a section with CRLF line ends, and one with LF alone. A field's name is printable ASCII but ":", as the
 # standard library's parser reads it; ASCII makes IGNORECASE exactly str.lower() equality.
-_PLAIN = {"\r\n": (_plain_section("\r\n"), _wanted_fields("\r\n")), "\n": (_plain_section("\n"), _wanted_fields("\n"))}
+_PLAIN = {"\r\n": _plain_section("\r\n"), "\n": _plain_section("\n")}
 _LINE_BREAKS_OF_STR = "\v\f\x1c\x1d\x1e"
 """ASCII characters ``str.splitlines`` and ``re``'s ``^`` may break a line at, or which the parser may treat so."""
 
@@ -412,15 +406,38 @@ def _plain_fields(block: bytes) -> tuple[list[str], list[str]] | None:
     crlf = text.count("\r\n")
     if crlf != text.count("\r") or (crlf and crlf != text.count("\n")) or any(c in text for c in _LINE_BREAKS_OF_STR):
         return None
-    section, wanted = _PLAIN["\r\n" if crlf else "\n"]
-    if section.fullmatch(text) is None:
+    end = "\r\n" if crlf else "\n"
+    if _PLAIN[end].fullmatch(text) is None:
         return None
-    froms: list[str] = []
-    auths: list[str] = []
-    for found in wanted.finditer(text):
-        value = found.group(2).lstrip(" \t").rstrip("\r\n")
-        (froms if len(found.group(1)) == 4 else auths).append(value)
-    return froms, auths
+    # Every line is now a field or a continuation: a field starts the text or follows a line end. Names are
+    # ASCII, so lower() is the parser's case-insensitive comparison.
+    low = text.lower()
+    return _values(text, low, "from:", end), _values(text, low, "authentication-results:", end)
+
+
+def _values(text: str, low: str, name: str, end: str) -> list[str]:
+    """Return the values of the fields ``name`` (lower case, with its colon) of a plain section, in order.
+
+    A value runs to the first line end not followed by a space or tab (its continuation lines included), left-
+    stripped: what the parser's ``header_source_parse`` gives.
+    """
+    found: list[str] = []
+    mark = end + name
+    if low.startswith(name):
+        begin = len(name)
+    else:
+        at = low.find(mark)
+        begin = at + len(mark) if at >= 0 else -1
+    while begin >= 0:
+        stop = text.find(end, begin)
+        while stop >= 0 and text.startswith((" ", "\t"), stop + len(end)):
+            stop = text.find(end, stop + len(end))
+        if stop < 0:
+            stop = len(text)
+        found.append(text[begin:stop].lstrip(" \t").rstrip("\r\n"))
+        at = low.find(mark, stop)
+        begin = at + len(mark) if at >= 0 else -1
+    return found
 
 
 def message_fields(message: email.message.Message | bytes) -> tuple[list[str], list[str]]:
