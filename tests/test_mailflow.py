@@ -319,6 +319,25 @@ class TestCommand:
                                "127.0.0.1:25"], capture_output=True, text=True, timeout=60, check=False)
         assert 2 == done.returncode and "--listen 'localhost'" in done.stderr and "Traceback" not in done.stderr
 
+    @pytest.mark.parametrize(("options", "named"), [
+        (["--listen", "127.0.0.1:99999"], "--listen '127.0.0.1:99999'"),
+        (["--listen", "127.0.0.1:１０２５"], "--listen '127.0.0.1:１０２５'"),  # fullwidth digits are no port
+        (["--next-hop", "[::1]"], "--next-hop '[::1]'"),
+        (["--max-size", "0"], "--max-size"),
+        (["--max-connections", "-1"], "--max-connections"),
+        (["--policy", "/nonexistent/policy.toml"], "/nonexistent/policy.toml"),
+    ])
+    def test_bad_options(self, options: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
+        """Each bad option or input is exit 2 with one stderr line naming it, before anything listens."""
+        from mtotrust.cli import main
+
+        argv = {"--listen": "127.0.0.1:0", "--next-hop": "127.0.0.1:25"}
+        for option, value in zip(options[::2], options[1::2], strict=True):
+            argv[option] = value
+        assert 2 == main(["filter", *[x for kv in argv.items() for x in kv]])
+        err = capsys.readouterr().err
+        assert named in err and "Traceback" not in err and err.count("\n") <= 2
+
 
 class TestPilotScope:
     """``[mailflow]``: who is in the pilot, and what the others get."""

@@ -382,6 +382,29 @@ class TestStoreMetadata:
 class TestCommand:
     """``mtotrust sync`` as an admin runs it."""
 
+    @pytest.mark.parametrize(("options", "named"), [
+        (["--tenant", "contoso.onmicrosoft.com"], "--tenant 'contoso.onmicrosoft.com'"),
+        (["--tenant", "0c0c0c0c-0000-4000-8000-00000000000١"], "is not a tenant id"),  # an Arabic-Indic 1
+        (["--graph-url", "ftp://graph.example"], "ftp://graph.example"),
+        (["--max-attempts", "0"], "--max-attempts"),
+        (["--max-wait", "-1"], "--max-wait"),
+        (["--max-wait", "nan"], "--max-wait"),
+    ])
+    def test_bad_options(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                         options: list[str], named: str) -> None:
+        """Each bad option is exit 2 with one stderr line naming it; no store or journal is created."""
+        from mtotrust.cli import main
+
+        monkeypatch.setenv("T", "token")
+        argv = {"--tenant": contoso().local_tenant_id, "--store": str(tmp_path / "s.sqlite"),
+                "--graph-url": "http://127.0.0.1:9", "--token-env": "T"}
+        for option, value in zip(options[::2], options[1::2], strict=True):
+            argv[option] = value
+        assert 2 == main(["sync", *[x for kv in argv.items() for x in kv]])
+        err = capsys.readouterr().err
+        assert named in err and "Traceback" not in err and err.count("\n") == 1
+        assert [] == list(tmp_path.iterdir())
+
     def test_json_summary(self, graph: FakeGraph, tmp_path: Path) -> None:
         """``--json`` prints exactly the documented keys, and ``check --snapshot STORE`` then uses the store."""
         store = tmp_path / "contoso.sqlite"

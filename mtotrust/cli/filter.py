@@ -17,6 +17,7 @@ from mtotrust.cli._common import EXIT_OK, UsageError, load_policy, load_snapshot
 if TYPE_CHECKING:
     import argparse
 
+    from mtotrust._engine import TrustEngine
     from mtotrust._policy import Policy
     from mtotrust._snapshot import Snapshot
 
@@ -29,7 +30,7 @@ def host_port(text: str, option: str) -> tuple[str, int]:
     """Parse ``HOST:PORT`` (``[::1]:25`` for IPv6)."""
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise UsageError(f"mtotrust filter: {option} {text!r} is not HOST:PORT, such as 127.0.0.1:10025")
     return host, int(port)
 
@@ -38,8 +39,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the filter until SIGTERM or SIGINT."""
     require_extra("mailflow", "aiosmtpd")
     from mtotrust import TrustEngine
-    from mtotrust._watch import watch
-    from mtotrust.mailflow import MailFilter
 
     listen = host_port(args.listen, "--listen")
     next_hop = host_port(args.next_hop, "--next-hop")
@@ -51,7 +50,20 @@ def run(args: argparse.Namespace) -> int:
     engine = TrustEngine(snapshot, policy)
     folder = Path(args.policy).resolve().parent if args.policy else None
     # Block the signals before any thread starts (threads inherit the mask): the main thread takes them in turn.
-    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        return _serve(args, engine, listen, next_hop, folder)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # as it was, for a caller of main() in-process
+
+
+def _serve(args: argparse.Namespace, engine: TrustEngine, listen: tuple[str, int], next_hop: tuple[str, int],
+           folder: Path | None) -> int:
+    """Listen and relay until SIGTERM or SIGINT (the signals are blocked: this thread takes them in turn)."""
+    from mtotrust._watch import watch
+    from mtotrust.mailflow import MailFilter
+
+    snapshot = engine.snapshot
     mail_filter = MailFilter(engine, next_hop, max_size=args.max_size, max_connections=args.max_connections,
                              policy_folder=folder)
     try:
@@ -60,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         mail_filter.close()
         raise UsageError(f"mtotrust filter: cannot listen on {args.listen} ({exc.strerror or exc})") from None
     print(f"mtotrust filter: listening on {host}:{port}, relaying to {next_hop[0]}:{next_hop[1]}; snapshot "
-          f"{snapshot.id}, policy {policy.fingerprint}", file=sys.stderr, flush=True)
+          f"{snapshot.id}, policy {engine.policy.fingerprint}", file=sys.stderr, flush=True)
     store = Path(args.snapshot) if args.snapshot and Path(args.snapshot).is_file() else None
     watcher = None if store is None else watch(store, engine, every=args.watch_every,
                                                on_update=lambda snap: _swapped(mail_filter, snap))

@@ -211,11 +211,14 @@ def _tenant_id(text: str) -> str:
     """Return the ``--tenant`` value as a lower-case tenant id (a GUID)."""
     import uuid
 
-    try:
-        return str(uuid.UUID(text.strip()))
+    try:  # uuid reads any Unicode digit: only the ASCII form is a tenant id
+        tenant = str(uuid.UUID(text.strip())) if text.isascii() else None
     except ValueError:
+        tenant = None
+    if tenant is None:
         raise SyncUsageError(f"--tenant {text!r} is not a tenant id; give the directory (tenant) id GUID, such as "
-                             "00000000-0000-0000-0000-000000000000 (Entra admin center > Overview)") from None
+                             "00000000-0000-0000-0000-000000000000 (Entra admin center > Overview)")
+    return tenant
 
 
 def _collect(client: GraphClient, path: str) -> dict[str, Any]:
