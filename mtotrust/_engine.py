@@ -54,7 +54,7 @@ from mtotrust._model import (
     Trust,
     make_resolution,
 )
-from mtotrust._policy import Policy
+from mtotrust._policy import TEAMS_ACTIONS, Policy
 from mtotrust._resolve import resolve, resolve_address
 from mtotrust._snapshot import Snapshot
 
@@ -282,8 +282,7 @@ class TrustEngine:
         self._state = _State(snapshot, policy if policy is not None else Policy.default(), cache_size)
         self._update_lock = threading.Lock()
         self._log = decision_log
-        self._hits = 0
-        self._misses = 0
+        self._counts = [0, 0]  # resolutions answered from the cache, and not: shared with pinned() views
         self._outcomes: Counter[tuple[str, str]] = Counter()
 
     # -- state ---------------------------------------------------------------------------------------------
@@ -314,11 +313,25 @@ class TrustEngine:
             new.inherit(old)
             self._state = new
 
+    def pinned(self) -> TrustEngine:
+        """Return a view of this engine held on its current snapshot and policy.
+
+        Every call on the view decides from that one state, even if :meth:`update` runs meanwhile, so a batch of
+        decisions made through it shares one ``snapshot_id`` and one ``policy_fingerprint``. The view shares this
+        engine's cache, statistics and decision log; it cannot be updated (``TypeError``): update this engine
+        and pin again.
+
+        .. versionadded:: 0.2.0
+        """
+        view: TrustEngine = object.__new__(_Pinned)
+        view.__dict__.update(self.__dict__)  # the state as of now: update() replaces the engine's, not the view's
+        return view
+
     def stats(self) -> EngineStats:
         """Return cache hits and misses, decisions by app and outcome, and the snapshot's id, generation and age."""
         state = self._state
         return EngineStats(
-            cache_hits=self._hits, cache_misses=self._misses,
+            cache_hits=self._counts[0], cache_misses=self._counts[1],
             cache_entries=len(state.cache) if state.cache is not None else 0, cache_size=self._cache_size,
             precomputed_answers=len(state.answers),
             decisions={f"{app}:{word}": n for (app, word), n in sorted(self._outcomes.items())},
@@ -341,10 +354,7 @@ class TrustEngine:
                 found = state.answers.get(identity)
                 if found is None and state.cache is not None:
                     found = state.cache.view.get(identity)
-                    if found is None:
-                        self._misses += 1
-                    else:
-                        self._hits += 1
+                    self._counts[found is None] += 1
             except Exception:  # noqa: BLE001 - unhashable, or a hostile __hash__/__eq__: invalid, never a key
                 found = None
             if found is not None:
@@ -528,10 +538,46 @@ class TrustEngine:
         """
         return self._decided(self._state, apps.teams, identity, action)
 
+    def report(self, identity: IdentityLike, auth: apps.AuthInput = None) -> dict[str, Any]:
+        """Return every app's decision for one identity, all from one snapshot and policy, as a JSON-ready dict.
+
+        This is the object ``mtotrust check --json`` prints for each identity and ``POST /v1/check`` answers. The
+        keys are the resolution's own (``trust``, ``reasons``, ``address``, ``user_id``, ``home_tenant_id`` ...),
+        then ``identity`` (the text as given), ``tenant_id`` (as given), and one entry per app: ``mail``
+        (``tag_external``, for a message from the identity with ``auth``), ``dlp`` (``inside_organization``),
+        ``teams`` (action -> allowed) and ``labels`` (label -> sorted usage rights), then ``snapshot_id`` and
+        ``policy_fingerprint``. Scripts parse this shape: keys are added, never renamed or dropped.
+
+        .. versionadded:: 0.2.0
+        """
+        view = self.pinned()
+        resolution = view.resolve(identity).to_dict()
+        origin = {key: resolution.pop(key) for key in ("snapshot_id", "policy_fingerprint")}
+        given = identity if isinstance(identity, Identity) else Identity(identity)
+        return {
+            **resolution,
+            "identity": given.address,  # as given; the resolution's normal form is "address"
+            "tenant_id": given.tenant_id,
+            "mail": {"tag_external": view.mail(identity, auth).tag_external},
+            "dlp": {"inside_organization": view.dlp([identity]).inside_organization},
+            "teams": {action: view.teams(identity, action).allowed for action in TEAMS_ACTIONS},
+            "labels": {label: sorted(view.label_rights(identity, label).rights)
+                       for label in sorted(view.policy.labels)},
+            **origin,  # what it was decided from: last, so the older keys keep their places
+        }
+
     @staticmethod
     def explain(decision: Decision) -> str:
         """Return a human explanation of any resolution or decision."""
         return explain(decision)
+
+
+class _Pinned(TrustEngine):
+    """What :meth:`TrustEngine.pinned` returns: the engine's attributes as of pinning, its state never replaced."""
+
+    def update(self, snapshot: Snapshot | None = None, *, policy: Policy | None = None) -> None:  # noqa: ARG002
+        """Refuse: a pinned view decides from one state for its whole life."""
+        raise TypeError("a pinned TrustEngine view cannot be updated: update the engine it came from, then pin again")
 
 
 def _recipients(recipients: object) -> tuple[IdentityLike, ...]:

@@ -93,6 +93,50 @@ class TestUpdate:
         assert other.generation == engine.stats().snapshot_generation
 
 
+class TestPinned:
+    def test_view_keeps_its_state_across_update(self):
+        """A pinned view answers from the snapshot and policy it was pinned on after the engine is updated."""
+        engine = TrustEngine(SNAP)
+        view = engine.pinned()
+        engine.update(SNAP.with_delta([{"value": [{"id": "u2", "accountEnabled": False}]}]), policy=Policy.classic())
+        pinned, current = view.dlp(["cameron@fabrikam.com"]), engine.dlp(["cameron@fabrikam.com"])
+        assert (True, SNAP.id, Policy.default().fingerprint) == (pinned.inside_organization, pinned.snapshot_id,
+                                                                 pinned.policy_fingerprint)
+        assert (False, Policy.classic().fingerprint) == (current.inside_organization, current.policy_fingerprint)
+        assert Trust.EXTERNAL == engine.resolve("cameron@fabrikam.com").trust
+
+    def test_view_shares_statistics_and_cache(self):
+        """Decisions and cache hits made through a view are the engine's: /metrics counts them."""
+        engine = TrustEngine(SNAP)
+        view = engine.pinned()
+        view.resolve("nobody@fabrikam.com")
+        engine.resolve("nobody@fabrikam.com")  # a hit: the view put it in the shared cache
+        view.mail("x@example.org")
+        stats = engine.stats()
+        assert (1, 2, {"mail:tagged": 1}) == (stats.cache_hits, stats.cache_misses, stats.decisions)  # 2: x@
+
+    def test_view_cannot_be_updated(self):
+        """Updating a view is refused, naming what to do instead."""
+        with pytest.raises(TypeError, match="update the engine it came from"):
+            TrustEngine(SNAP).pinned().update(policy=Policy.classic())
+
+
+class TestReport:
+    def test_every_app_from_one_state(self):
+        """report() gives every app's answer for one identity, each equal to the app's own call."""
+        engine = TrustEngine(SNAP, LABELS)
+        report = engine.report(Identity("Cameron@Fabrikam.com"), "mx.contoso.com; dmarc=pass header.from=fabrikam.com")
+        mail = engine.mail("cameron@fabrikam.com", "mx.contoso.com; dmarc=pass header.from=fabrikam.com")
+        assert ("Cameron@Fabrikam.com", "cameron@fabrikam.com", "mto_member", "u2") == (
+            report["identity"], report["address"], report["trust"], report["user_id"])
+        assert {"tag_external": mail.tag_external} == report["mail"]
+        assert {"inside_organization": True} == report["dlp"]
+        assert sorted(engine.label_rights("cameron@fabrikam.com", "L").rights) == report["labels"]["L"]
+        assert engine.teams("cameron@fabrikam.com", "chat").allowed is report["teams"]["chat"]
+        assert (SNAP.id, LABELS.fingerprint) == (report["snapshot_id"], report["policy_fingerprint"])
+        assert ["snapshot_id", "policy_fingerprint"] == list(report)[-2:]
+
+
 class TestStats:
     def test_decision_counters(self):
         """stats() counts decisions by app and outcome."""

@@ -1,9 +1,9 @@
-"""The ``mtotrust`` command: ``demo``, ``check``, ``lint``, ``sync`` and ``filter``.
+"""The ``mtotrust`` command: ``demo``, ``check``, ``lint``, ``sync``, ``filter`` and ``serve``.
 
 ``main`` parses the command line and runs one sub-command. Each sub-command lives in its own module
 (:mod:`~mtotrust.cli.demo`, :mod:`~mtotrust.cli.check`, :mod:`~mtotrust.cli.lint`, :mod:`~mtotrust.cli.sync`,
-:mod:`~mtotrust.cli.filter`), imported only when that command runs, so ``mtotrust --help`` and ``mtotrust COMMAND
---help`` cost little more than ``import mtotrust``.
+:mod:`~mtotrust.cli.filter`, :mod:`~mtotrust.cli.serve`), imported only when that command runs, so ``mtotrust
+--help`` and ``mtotrust COMMAND --help`` cost little more than ``import mtotrust``.
 
 Exit codes: 0 success; 1 the command ran and found problems; 2 bad usage or input, or the output cannot be written
 (one line on stderr naming the problem, never a traceback); 3 internal error. A reader that stops reading (``|
@@ -74,6 +74,12 @@ def _run_filter(args: argparse.Namespace) -> int:
     return filter_command.run(args)
 
 
+def _run_serve(args: argparse.Namespace) -> int:
+    from mtotrust.cli import serve
+
+    return serve.run(args)
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="mtotrust", description="Decide how far to trust an external identity in a Microsoft "
                      "365 multi-tenant organization.")
@@ -119,7 +125,31 @@ def _parser() -> _Parser:
     lint.set_defaults(run=_run_lint)
     _sync_parser(sub)
     _filter_parser(sub)
+    _serve_parser(sub)
     return parser
+
+
+def _serve_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    command = sub.add_parser("serve", help="run the AuthZEN decision service for add-ins and gateways",
+                             description="An OpenID AuthZEN 1.0 decision point over HTTP: "
+                             "/.well-known/authzen-configuration, /access/v1/evaluation(s), /v1/check, /healthz and "
+                             "/metrics. Needs the 'serve' extra. SIGHUP reloads the policy and the snapshot; runs "
+                             "until SIGTERM or SIGINT.")
+    command.add_argument("--snapshot", help="snapshot folder or .sqlite store (a store is watched for new "
+                         "generations); default: the bundled sample")
+    command.add_argument("--policy", help="policy file (TOML or JSON); default: Policy.default()")
+    command.add_argument("--listen", default="127.0.0.1:8181", metavar="HOST:PORT",
+                         help="where to listen (default: %(default)s; an address that is not loopback needs "
+                         "--token-file)")
+    command.add_argument("--token-file", metavar="FILE", help="require 'Authorization: Bearer TOKEN' on every "
+                         "endpoint but /healthz; TOKEN is the file's first line")
+    command.add_argument("--public-url", metavar="URL", help="the base URL clients reach the service at (behind a "
+                         "reverse proxy), for the discovery document; default: from the request's Host")
+    command.add_argument("--watch-every", type=float, default=30.0, metavar="SECONDS",
+                         help="how often a --snapshot store is checked for a new generation (default: %(default)s)")
+    command.add_argument("--access-log", action="store_true", help="log one line per request on stderr (method, "
+                         "path, status, time, request id; never a body, so never an identity)")
+    command.set_defaults(run=_run_serve)
 
 
 def _filter_parser(sub: argparse._SubParsersAction[_Parser]) -> None:

@@ -13,16 +13,18 @@ import importlib
 import json
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from mtotrust._errors import MtoTrustError
 
 if TYPE_CHECKING:
+    import argparse
+
     from mtotrust._engine import TrustEngine
-    from mtotrust._model import Identity, MailAuth
     from mtotrust._policy import Policy
     from mtotrust._snapshot import Snapshot
 
@@ -34,7 +36,8 @@ __all__ = [
     "OutputError",
     "ProgressBar",
     "UsageError",
-    "app_report",
+    "hangup",
+    "host_port",
     "load_policy",
     "load_snapshot",
     "name_command",
@@ -42,8 +45,11 @@ __all__ = [
     "output",
     "output_json",
     "progress",
+    "reload_inputs",
     "require_extra",
     "run_guarded",
+    "signals_blocked",
+    "warn_unbounded",
 ]
 
 EXIT_OK = 0
@@ -289,27 +295,64 @@ def load_policy(path: str | None, fingerprint: str | None = None) -> Policy:
     return policy if fingerprint is None else require_fingerprint(policy, fingerprint, source="the default policy")
 
 
-def app_report(engine: TrustEngine, identity: Identity, auth: list[str] | MailAuth | None) -> dict[str, Any]:
-    """Every app's decision for one identity: the object ``check --json`` and ``demo --json`` print.
+# -- the long-running commands (filter, serve) --------------------------------------------------------------------
 
-    The keys are the resolution's own (``trust``, ``reasons``, ``address``, ``user_id``, ``home_tenant_id`` ...),
-    then ``identity`` (the text as given), ``tenant_id`` (as given), and one entry per app: ``mail``
-    (``tag_external``), ``dlp`` (``inside_organization``), ``teams`` (action -> allowed) and ``labels`` (label ->
-    sorted usage rights), then ``snapshot_id`` and ``policy_fingerprint``. Scripts parse this shape: add keys,
-    never rename or drop one.
+_SIGNALS = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT}
+
+
+def host_port(text: str, option: str) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` (``[::1]:25`` for IPv6); the port is ASCII digits, 0 to 65535.
+
+    Raises:
+        UsageError: ``text`` is not that; the message names the command, ``option`` and the value.
     """
-    from mtotrust._policy import TEAMS_ACTIONS
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
+        raise UsageError(f"mtotrust {_COMMAND.get()}: {option} {text!r} is not HOST:PORT, such as 127.0.0.1:10025")
+    return host, int(port)
 
-    policy = engine.policy
-    resolution = engine.resolve(identity).to_dict()
-    origin = {key: resolution.pop(key) for key in ("snapshot_id", "policy_fingerprint")}
-    return {
-        **resolution,
-        "identity": identity.address,  # as given; the resolution's normal form is "address"
-        "tenant_id": identity.tenant_id,
-        "mail": {"tag_external": engine.mail(identity, auth).tag_external},
-        "dlp": {"inside_organization": engine.dlp([identity]).inside_organization},
-        "teams": {action: engine.teams(identity, action).allowed for action in TEAMS_ACTIONS},
-        "labels": {label: sorted(engine.label_rights(identity, label).rights) for label in sorted(policy.labels)},
-        **origin,  # what it was decided from: last, so the older keys keep their places
-    }
+
+@contextlib.contextmanager
+def signals_blocked() -> Iterator[None]:
+    """Block SIGHUP, SIGTERM and SIGINT in this thread and the threads it starts, for :func:`hangup` to take.
+
+    Enter it before any thread starts (threads inherit the mask); the mask is restored on exit, for a caller of
+    ``main()`` in-process.
+    """
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def hangup() -> bool:
+    """Wait for one of the blocked signals: true for SIGHUP (reload), false for SIGTERM or SIGINT (stop)."""
+    return signal.sigwait(_SIGNALS) == signal.SIGHUP
+
+
+def reload_inputs(args: argparse.Namespace, apply: Callable[[Snapshot | None, Policy | None], TrustEngine]) -> None:
+    """SIGHUP: read ``--policy`` and ``--snapshot`` again and ``apply`` them; on any error keep what runs.
+
+    ``apply`` swaps them in and returns the engine now deciding. stderr says what happened either way.
+    """
+    command = _COMMAND.get()
+    try:
+        policy = load_policy(args.policy) if args.policy else None
+        snapshot = load_snapshot(args.snapshot) if args.snapshot else None
+        engine = apply(snapshot, policy)
+    except (MtoTrustError, OSError) as exc:
+        print(f"mtotrust {command}: reload failed, keeping the current snapshot and policy: {exc}", file=sys.stderr,
+              flush=True)
+        return
+    print(f"mtotrust {command}: reloaded; snapshot {engine.snapshot.id}, policy {engine.policy.fingerprint}",
+          file=sys.stderr, flush=True)
+    warn_unbounded(engine.policy)
+
+
+def warn_unbounded(policy: Policy) -> None:
+    """Warn on stderr when the policy sets no ``[snapshot] max_age``: a long-running command then never goes stale."""
+    if policy.snapshot.max_age is None:
+        print(f"mtotrust {_COMMAND.get()}: warning: [snapshot] max_age is not set, so a directory that stopped "
+              "syncing keeps granting trust; set it (for example max_age = \"24h\")", file=sys.stderr, flush=True)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from mtotrust._engine import TrustEngine
 from mtotrust._model import Identity
-from mtotrust.cli._common import EXIT_OK, UsageError, app_report, load_policy, load_snapshot, output, output_json
+from mtotrust.cli._common import EXIT_OK, UsageError, load_policy, load_snapshot, output, output_json
 
 if TYPE_CHECKING:
     import argparse
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     # The policy first: a bad one is then the only line on stderr, not one after the bundled-sample notice.
     policy = load_policy(args.policy, args.policy_fingerprint)
     engine = TrustEngine(load_snapshot(args.snapshot), policy)
-    reports = [app_report(engine, Identity(text, args.tenant_id), args.auth) for text in identities]
+    reports = [engine.report(Identity(text, args.tenant_id), args.auth) for text in identities]
     if args.json:
         output_json(reports)
         return EXIT_OK

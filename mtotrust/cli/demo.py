@@ -12,7 +12,7 @@ from mtotrust._explain import failed_checks
 from mtotrust._model import Identity, MailAuth, Resolution, Trust
 from mtotrust._policy import Policy
 from mtotrust._snapshot import Snapshot
-from mtotrust.cli._common import EXIT_OK, app_report, load_policy, output, output_json
+from mtotrust.cli._common import EXIT_OK, load_policy, output, output_json
 
 if TYPE_CHECKING:
     import argparse
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     reports = []
     for item in demo:
         identity = Identity(item["identity"], item.get("tenant_id"))
-        report = app_report(engine, identity, _demo_auth(engine.resolve(identity)))
+        report = engine.report(identity, _demo_auth(engine.resolve(identity)))
         report["why"] = item["why"]
         reports.append(report)
     if args.json:
