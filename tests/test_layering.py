@@ -31,7 +31,7 @@ WINGS = {"mtotrust.sync": "sync", "mtotrust.mailflow": "mailflow", "mtotrust.ser
          "mtotrust.reports": None, "mtotrust.replay": "replay"}
 CORE_DEPENDENCIES = {"pydantic", "pydantic_core", "attrs", "cachetools", "idna", "typing_extensions"}
 TESTING_DEPENDENCIES = {"hypothesis", "pytest"}
-WING_DEPENDENCIES = {"httpx", "azure", "aiosmtpd", "starlette", "uvicorn", "pyarrow", "pyspark", "hypothesis"}
+WING_DEPENDENCIES = {"httpx", "azure", "aiosmtpd", "uvicorn", "httptools", "uvloop", "pyarrow", "pyspark", "hypothesis"}
 STDLIB = set(sys.stdlib_module_names)
 
 

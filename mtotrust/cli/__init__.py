@@ -147,6 +147,9 @@ def _serve_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
                          "reverse proxy), for the discovery document; default: from the request's Host")
     command.add_argument("--watch-every", type=float, default=30.0, metavar="SECONDS",
                          help="how often a --snapshot store is checked for a new generation (default: %(default)s)")
+    command.add_argument("--allow-origin", action="append", metavar="ORIGIN", help="let a browser page from ORIGIN "
+                         "call the service (CORS; an Outlook add-in's origin, such as https://addin.contoso.com); "
+                         "repeat for more")
     command.add_argument("--access-log", action="store_true", help="log one line per request on stderr (method, "
                          "path, status, time, request id; never a body, so never an identity)")
     command.set_defaults(run=_run_serve)

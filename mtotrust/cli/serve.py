@@ -46,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     token = _token(args.token_file) if args.token_file is not None else None
     if args.watch_every <= 0:
         raise UsageError(f"mtotrust serve: --watch-every {args.watch_every} must be more than 0 seconds")
+    for origin in args.allow_origin or ():
+        if not origin.startswith(("https://", "http://")) or origin.count("/") != 2:
+            raise UsageError(f"mtotrust serve: --allow-origin {origin!r} is not an origin, such as "
+                             "https://addin.contoso.com (scheme and host, no path)")
     if args.public_url is not None and not args.public_url.startswith(("https://", "http://")):
         raise UsageError(f"mtotrust serve: --public-url {args.public_url!r} must be an http(s) URL, such as "
                          "https://pdp.contoso.com")
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     engine = TrustEngine(load_snapshot(args.snapshot), policy)
     try:
         service = Service(engine, host=host, port=port, token=token, public_url=args.public_url,
-                          access_log=args.access_log)
+                          access_log=args.access_log, allow_origins=args.allow_origin or ())
     except ServiceError as exc:
         raise UsageError(f"mtotrust serve: {exc}") from None
     if args.access_log:

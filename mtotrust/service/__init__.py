@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection
 
 from mtotrust._engine import TrustEngine
 from mtotrust._errors import MtoTrustError
@@ -51,6 +52,7 @@ class Service:
         token: when given, every endpoint but ``/healthz`` needs ``Authorization: Bearer <token>``.
         public_url: the base URL the discovery document names (the proxy's, behind one).
         access_log: log one line per request (no bodies, so no identities) to ``mtotrust.service.access``.
+        allow_origins: browser origins allowed to call the service (CORS), such as an Outlook add-in's.
         grace: seconds :meth:`stop` lets requests in flight finish.
 
     Raises:
@@ -59,7 +61,7 @@ class Service:
 
     def __init__(self, engine: TrustEngine, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  token: str | None = None, public_url: str | None = None, access_log: bool = False,
-                 grace: float = 5.0) -> None:
+                 allow_origins: Collection[str] = (), grace: float = 5.0) -> None:
         if token is not None and not token.strip():
             raise ServiceError("the token is empty: put a long random string on the token file's first line")
         if token is None and not is_loopback(host):
@@ -67,7 +69,7 @@ class Service:
                                "about your directory; give --token-file FILE, or listen on 127.0.0.1")
         self.engine = engine
         self.app = DecisionApp(engine, token=None if token is None else token.strip(), public_url=public_url,
-                               access_log=access_log)
+                               access_log=access_log, allow_origins=allow_origins)
         self._server = AsgiServer(self.app, host, port, grace=grace)
 
     @property

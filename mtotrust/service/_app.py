@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 
 from mtotrust._engine import TrustEngine
@@ -56,11 +56,14 @@ class DecisionApp:
         public_url: the base URL the discovery document names (behind a proxy); default: from the request.
         access_log: log one line per request to the ``mtotrust.service.access`` logger (method, path, status,
             milliseconds, request id: never a body, so never an identity).
+        allow_origins: browser origins (``https://addin.contoso.com``) allowed to call the service (CORS): their
+            preflight ``OPTIONS`` is answered, and every answer to them names the origin.
     """
 
     def __init__(self, engine: TrustEngine, *, token: str | None = None, public_url: str | None = None,
-                 access_log: bool = False) -> None:
+                 access_log: bool = False, allow_origins: Collection[str] = ()) -> None:
         self.engine = engine
+        self._origins = frozenset(origin.rstrip("/").encode() for origin in allow_origins)
         self.metrics = Metrics()
         self._token = None if token is None else token.encode()
         self._public_url = None if public_url is None else public_url.rstrip("/")
@@ -82,18 +85,29 @@ class DecisionApp:
         path = scope["path"]
         headers = dict(scope["headers"])  # names are lower-case bytes (ASGI); a repeated name keeps its last value
         request_id = headers.get(b"x-request-id")
+        origin = headers.get(b"origin")
+        cors = origin is not None and origin in self._origins
         extra: tuple[tuple[bytes, bytes], ...] = ()
         endpoint = path if path in self._routes else _OTHER
         try:
-            status, content_type, payload = await self._answer(scope, headers, receive)
+            if cors and scope["method"] == "OPTIONS" and path in self._routes:
+                status, content_type, payload, extra = 204, b"", b"", self._preflight(path)
+            else:
+                status, content_type, payload = await self._answer(scope, headers, receive)
         except _HttpError as answer:
             status, content_type, payload, extra = answer.status, _JSON, _error(answer.message), answer.headers
         except Exception:  # noqa: BLE001 - a client gets a JSON 500, the log gets the traceback (no body)
             _log.exception("mtotrust serve: internal error answering %s", endpoint)
             status, content_type, payload = 500, _JSON, _error("internal error: see the service's log")
-        response = [(b"content-type", content_type), (b"content-length", str(len(payload)).encode()), *extra]
+        response = [*extra]
+        if status != 204:  # a 204 has neither (RFC 9110 section 8.6)
+            response += [(b"content-type", content_type), (b"content-length", str(len(payload)).encode())]
         if request_id is not None:
             response.append((b"x-request-id", request_id))
+        if cors:
+            assert origin is not None
+            response += [(b"access-control-allow-origin", origin), (b"vary", b"origin"),
+                         (b"access-control-expose-headers", b"x-request-id")]
         await send({"type": "http.response.start", "status": status, "headers": response})
         await send({"type": "http.response.body", "body": payload if scope["method"] != "HEAD" else b""})
         elapsed = time.perf_counter() - start
@@ -116,6 +130,12 @@ class DecisionApp:
                              ((b"www-authenticate", b'Bearer realm="mtotrust"'),))
         body = await _read(headers, receive) if method == b"POST" else b""
         return handle(scope, body)
+
+    def _preflight(self, path: str) -> tuple[tuple[bytes, bytes], ...]:
+        """Return the headers that answer a browser's CORS preflight for ``path`` (from an allowed origin)."""
+        return ((b"access-control-allow-methods", self._routes[path][0]),
+                (b"access-control-allow-headers", b"authorization, content-type, x-request-id"),
+                (b"access-control-max-age", b"600"))
 
     # -- the endpoints ---------------------------------------------------------------------------------------
 

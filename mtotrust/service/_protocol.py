@@ -146,7 +146,7 @@ def _mail(engine: TrustEngine, identity: Identity, rest: str, resource: Mapping[
     _resource_type(resource, "message", "mail.deliver_untagged")
     auth = _auth(_properties(resource, "resource").get("authentication_results"),
                  "resource.properties.authentication_results")
-    decision = engine.mail(identity, auth)
+    decision = engine.mail(identity, auth or None)  # no values (absent or []): the message had none
     return not decision.tag_external, decision
 
 
