@@ -150,6 +150,8 @@ def _serve_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     command.add_argument("--allow-origin", action="append", metavar="ORIGIN", help="let a browser page from ORIGIN "
                          "call the service (CORS; an Outlook add-in's origin, such as https://addin.contoso.com); "
                          "repeat for more")
+    command.add_argument("--decision-log", metavar="FILE", help="append one JSON line per decision to FILE "
+                         "(created 0600), identities hashed with the salt in $MTOTRUST_LOG_SALT")
     command.add_argument("--access-log", action="store_true", help="log one line per request on stderr (method, "
                          "path, status, time, request id; never a body, so never an identity)")
     command.set_defaults(run=_run_serve)

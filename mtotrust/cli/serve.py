@@ -9,6 +9,7 @@ unreadable or empty token file, a port that cannot be bound).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,11 +30,15 @@ from mtotrust.cli._common import (
 if TYPE_CHECKING:
     import argparse
 
+    from mtotrust._decisionlog import DecisionLog
     from mtotrust._engine import TrustEngine
     from mtotrust._policy import Policy
     from mtotrust._snapshot import Snapshot
 
-__all__ = ["run"]
+__all__ = ["SALT_VARIABLE", "run"]
+
+SALT_VARIABLE = "MTOTRUST_LOG_SALT"
+"""The environment variable holding the decision log's salt (the deployment's secret)."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,17 +59,23 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"mtotrust serve: --public-url {args.public_url!r} must be an http(s) URL, such as "
                          "https://pdp.contoso.com")
     policy = load_policy(args.policy)
-    engine = TrustEngine(load_snapshot(args.snapshot), policy)
+    snapshot = load_snapshot(args.snapshot)
+    log = None if args.decision_log is None else _decision_log(args.decision_log)
     try:
-        service = Service(engine, host=host, port=port, token=token, public_url=args.public_url,
-                          access_log=args.access_log, allow_origins=args.allow_origin or ())
-    except ServiceError as exc:
-        raise UsageError(f"mtotrust serve: {exc}") from None
-    if args.access_log:
-        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    warn_unbounded(policy)
-    with signals_blocked():
-        return _serve(args, service)
+        engine = TrustEngine(snapshot, policy, decision_log=log)
+        try:
+            service = Service(engine, host=host, port=port, token=token, public_url=args.public_url,
+                              access_log=args.access_log, allow_origins=args.allow_origin or ())
+        except ServiceError as exc:
+            raise UsageError(f"mtotrust serve: {exc}") from None
+        if args.access_log:
+            logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        warn_unbounded(policy)
+        with signals_blocked():
+            return _serve(args, service)
+    finally:
+        if log is not None:
+            log.close()  # drains what is queued
 
 
 def _serve(args: argparse.Namespace, service: object) -> int:
@@ -100,6 +111,20 @@ def _serve(args: argparse.Namespace, service: object) -> int:
 def _swapped(snapshot: Snapshot) -> None:
     print(f"mtotrust serve: new generation {snapshot.id} (taken {snapshot.taken_at.isoformat()})", file=sys.stderr,
           flush=True)
+
+
+def _decision_log(path: str) -> DecisionLog:
+    """Open the decision log at ``path``, identities hashed with the salt in ``MTOTRUST_LOG_SALT``."""
+    from mtotrust import DecisionLog
+
+    salt = os.environ.get(SALT_VARIABLE) or None
+    if salt is None:
+        print(f"mtotrust serve: warning: {SALT_VARIABLE} is not set, so the decision log hashes identities with a "
+              "random salt of this process: hashes compare only within one run", file=sys.stderr, flush=True)
+    try:
+        return DecisionLog(path, salt=salt)
+    except OSError as exc:
+        raise UsageError(f"mtotrust serve: cannot open --decision-log {path!r}: {exc.strerror or exc}") from None
 
 
 def _token(path: str) -> str:
