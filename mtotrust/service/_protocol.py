@@ -19,7 +19,7 @@ from typing import Any
 
 from mtotrust._engine import TrustEngine
 from mtotrust._errors import MtoTrustError
-from mtotrust._model import AppDecision, Identity
+from mtotrust._model import AppDecision, Identity, IdentityLike
 from mtotrust._policy import TEAMS_ACTIONS, USAGE_RIGHTS
 
 __all__ = ["ACTIONS", "MAX_ITEMS", "SEMANTICS", "RequestError", "check", "evaluation", "evaluations"]
@@ -127,7 +127,8 @@ def _decide(engine: TrustEngine, subject: object, action: object, resource: obje
                            "for subjects of type 'user' (subject.id an address)")
     tenant_id = _optional_string(_properties(subject_object, "subject").get("tenant_id"),
                                  "subject.properties.tenant_id")
-    identity = Identity(subject_object["id"], tenant_id)
+    # A plain str where there is no tenant id: the engine answers an address in normal form with one lookup.
+    identity: IdentityLike = subject_object["id"] if tenant_id is None else Identity(subject_object["id"], tenant_id)
     name = _string(_object(action, "action").get("name"), "action.name")
     resource_object = _entity(resource, "resource")
     family, _, rest = name.partition(".")
@@ -141,7 +142,8 @@ def _decide(engine: TrustEngine, subject: object, action: object, resource: obje
                                              "policy_fingerprint": decision.policy_fingerprint}}
 
 
-def _mail(engine: TrustEngine, identity: Identity, rest: str, resource: Mapping[str, Any]) -> tuple[bool, AppDecision]:
+def _mail(engine: TrustEngine, identity: IdentityLike, rest: str,
+          resource: Mapping[str, Any]) -> tuple[bool, AppDecision]:
     _expect(f"mail.{rest}", rest == "deliver_untagged", "mail.deliver_untagged")
     _resource_type(resource, "message", "mail.deliver_untagged")
     auth = _auth(_properties(resource, "resource").get("authentication_results"),
@@ -150,14 +152,15 @@ def _mail(engine: TrustEngine, identity: Identity, rest: str, resource: Mapping[
     return not decision.tag_external, decision
 
 
-def _dlp(engine: TrustEngine, identity: Identity, rest: str, resource: Mapping[str, Any]) -> tuple[bool, AppDecision]:
+def _dlp(engine: TrustEngine, identity: IdentityLike, rest: str,
+         resource: Mapping[str, Any]) -> tuple[bool, AppDecision]:
     _expect(f"dlp.{rest}", rest == "share", "dlp.share")
     _resource_type(resource, "document", "dlp.share")
     decision = engine.dlp(identity)
     return decision.inside_organization, decision
 
 
-def _teams(engine: TrustEngine, identity: Identity, rest: str,
+def _teams(engine: TrustEngine, identity: IdentityLike, rest: str,
            resource: Mapping[str, Any]) -> tuple[bool, AppDecision]:
     _expect(f"teams.{rest}", rest in TEAMS_ACTIONS, ", ".join(f"teams.{a}" for a in TEAMS_ACTIONS))
     _resource_type(resource, "teams", f"teams.{rest}")
@@ -165,7 +168,7 @@ def _teams(engine: TrustEngine, identity: Identity, rest: str,
     return decision.allowed, decision
 
 
-def _label(engine: TrustEngine, identity: Identity, rest: str,
+def _label(engine: TrustEngine, identity: IdentityLike, rest: str,
            resource: Mapping[str, Any]) -> tuple[bool, AppDecision]:
     _expect(f"label.{rest}", rest in USAGE_RIGHTS, "label.RIGHT with a usage right: " + ", ".join(sorted(USAGE_RIGHTS)))
     _resource_type(resource, "label", f"label.{rest}")
@@ -180,7 +183,7 @@ def _label(engine: TrustEngine, identity: Identity, rest: str,
     return rest in decision.rights, decision
 
 
-_FAMILIES: dict[str, Callable[[TrustEngine, Identity, str, Mapping[str, Any]], tuple[bool, AppDecision]]] = {
+_FAMILIES: dict[str, Callable[[TrustEngine, IdentityLike, str, Mapping[str, Any]], tuple[bool, AppDecision]]] = {
     "mail": _mail, "dlp": _dlp, "teams": _teams, "label": _label}
 
 
