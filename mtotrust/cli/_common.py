@@ -300,7 +300,7 @@ def load_policy(path: str | None, fingerprint: str | None = None) -> Policy:
 _SIGNALS = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT}
 
 
-def host_port(text: str, option: str) -> tuple[str, int]:
+def host_port(text: str, option: str, *, example: str = "127.0.0.1:10025") -> tuple[str, int]:
     """Parse ``HOST:PORT`` (``[::1]:25`` for IPv6); the port is ASCII digits, 0 to 65535.
 
     Raises:
@@ -309,7 +309,7 @@ def host_port(text: str, option: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
-        raise UsageError(f"mtotrust {_COMMAND.get()}: {option} {text!r} is not HOST:PORT, such as 127.0.0.1:10025")
+        raise UsageError(f"mtotrust {_COMMAND.get()}: {option} {text!r} is not HOST:PORT, such as {example}")
     return host, int(port)
 
 

@@ -45,10 +45,14 @@ def run(args: argparse.Namespace) -> int:
     """Serve decisions until SIGTERM or SIGINT."""
     require_extra("serve", "uvicorn")
     from mtotrust import TrustEngine
-    from mtotrust.service import Service, ServiceError
+    from mtotrust.service import Service, ServiceError, require_token
 
-    host, port = host_port(args.listen, "--listen")
+    host, port = host_port(args.listen, "--listen", example="127.0.0.1:8181")
     token = _token(args.token_file) if args.token_file is not None else None
+    try:
+        require_token(host, token)  # before the snapshot loads: a big directory takes a while
+    except ServiceError as exc:
+        raise UsageError(f"mtotrust serve: {exc}") from None
     if args.watch_every <= 0:
         raise UsageError(f"mtotrust serve: --watch-every {args.watch_every} must be more than 0 seconds")
     for origin in args.allow_origin or ():
@@ -70,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"mtotrust serve: {exc}") from None
         if args.access_log:
             logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-        warn_unbounded(policy)
         with signals_blocked():
             return _serve(args, service)
     finally:
@@ -91,6 +94,7 @@ def _serve(args: argparse.Namespace, service: object) -> int:
     engine = service.engine
     print(f"mtotrust serve: listening on {service.url}; snapshot {engine.snapshot.id}, policy "
           f"{engine.policy.fingerprint}", file=sys.stderr, flush=True)
+    warn_unbounded(engine.policy)
     store = Path(args.snapshot) if args.snapshot and Path(args.snapshot).is_file() else None
     watcher = None if store is None else watch(store, engine, every=args.watch_every, on_update=_swapped)
 

@@ -21,7 +21,7 @@ from mtotrust.service._protocol import ACTIONS, MAX_ITEMS, SEMANTICS, RequestErr
 from mtotrust.service._server import AsgiServer
 
 __all__ = ["ACTIONS", "DEFAULT_PORT", "MAX_BODY", "MAX_ITEMS", "SEMANTICS", "DecisionApp", "RequestError", "Service",
-           "ServiceError", "check", "evaluation", "evaluations", "is_loopback"]
+           "ServiceError", "check", "evaluation", "evaluations", "is_loopback", "require_token"]
 
 DEFAULT_PORT = 8181
 """The port ``mtotrust serve`` listens on unless ``--listen`` says otherwise."""
@@ -39,6 +39,19 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def require_token(host: str, token: str | None) -> None:
+    """Refuse what :class:`Service` refuses: a host that is not loopback without a token, or an empty token.
+
+    Raises:
+        ServiceError: naming the host, and the fix.
+    """
+    if token is not None and not token.strip():
+        raise ServiceError("the token is empty: put a long random string on the token file's first line")
+    if token is None and not is_loopback(host):
+        raise ServiceError(f"refusing to listen on {host!r} without a token: anyone who reaches it could ask "
+                           "about your directory; give --token-file FILE, or listen on 127.0.0.1")
 
 
 class Service:
@@ -62,11 +75,7 @@ class Service:
     def __init__(self, engine: TrustEngine, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  token: str | None = None, public_url: str | None = None, access_log: bool = False,
                  allow_origins: Collection[str] = (), grace: float = 5.0) -> None:
-        if token is not None and not token.strip():
-            raise ServiceError("the token is empty: put a long random string on the token file's first line")
-        if token is None and not is_loopback(host):
-            raise ServiceError(f"refusing to listen on {host!r} without a token: anyone who reaches it could ask "
-                               "about your directory; give --token-file FILE, or listen on 127.0.0.1")
+        require_token(host, token)
         self.engine = engine
         self.app = DecisionApp(engine, token=None if token is None else token.strip(), public_url=public_url,
                                access_log=access_log, allow_origins=allow_origins)

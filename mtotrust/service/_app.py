@@ -124,7 +124,8 @@ class DecisionApp:
             raise _HttpError(404, f"no endpoint {path!r}: see GET {_DISCOVERY}")
         method, handle, guarded = route
         if scope["method"].encode() != method and not (method == b"GET" and scope["method"] == "HEAD"):
-            raise _HttpError(405, f"{path} takes {method.decode()}, not {scope['method']}", ((b"allow", method),))
+            allow = b"GET, HEAD" if method == b"GET" else method
+            raise _HttpError(405, f"{path} takes {allow.decode()}, not {scope['method']}", ((b"allow", allow),))
         if guarded and self._token is not None and not _token_matches(headers.get(b"authorization"), self._token):
             raise _HttpError(401, "missing or wrong bearer token: send Authorization: Bearer <token>",
                              ((b"www-authenticate", b'Bearer realm="mtotrust"'),))
@@ -147,11 +148,17 @@ class DecisionApp:
                 request = json.loads(body)
             except ValueError as exc:  # UnicodeDecodeError included
                 raise _HttpError(400, f"the request body is not JSON: {exc}") from None
+            except RecursionError:
+                raise _HttpError(400, "the request body nests too deeply to be read: send flat JSON") from None
             try:
                 result = answer(self.engine, request)
             except _protocol.RequestError as exc:
                 raise _HttpError(exc.status, exc.message) from None
-            return 200, _JSON, json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
+            try:
+                return 200, _JSON, json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
+            except UnicodeEncodeError as exc:  # a lone surrogate (\ud800) came in a string and is echoed
+                raise _HttpError(400, f"the request has a string with a lone surrogate ({exc.object[exc.start]!r}), "
+                                 "which I-JSON (RFC 7493) forbids: send valid Unicode") from None
 
         return handle
 

@@ -81,7 +81,7 @@ def evaluations(engine: TrustEngine, body: object) -> dict[str, Any]:
     answers = []
     for index, item in enumerate(items):
         try:
-            given = _object(item, f"evaluations[{index}]")
+            given = _object(item, "the item")
             answer = _decide(view, *(_field(given, key, defaults) for key in ("subject", "action", "resource")))
         except RequestError as exc:
             answer = {"decision": False, "context": {"error": {"status": exc.status,
@@ -148,7 +148,7 @@ def _mail(engine: TrustEngine, identity: IdentityLike, rest: str,
     _resource_type(resource, "message", "mail.deliver_untagged")
     auth = _auth(_properties(resource, "resource").get("authentication_results"),
                  "resource.properties.authentication_results")
-    decision = engine.mail(identity, auth or None)  # no values (absent or []): the message had none
+    decision = engine.mail(identity, None if auth == [] else auth)  # no values: the message had none
     return not decision.tag_external, decision
 
 

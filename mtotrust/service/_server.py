@@ -1,8 +1,9 @@
 """Serve an ASGI application with uvicorn (httptools, uvloop) on a background thread.
 
 The listening socket is made here, so port ``0`` gives a free port and the address is known before the first
-request; each accepted socket has Nagle's algorithm off (``TCP_NODELAY``, set in ``connection_made``: a small
-answer must not wait for the client's delayed ACK). Stopping closes the listener, then lets requests in flight
+request. Each accepted socket has Nagle's algorithm off (``TCP_NODELAY``: a small answer must not wait for the
+client's delayed ACK): uvloop sets it on every TCP transport, as asyncio does, and the tests check it on the
+accepted sockets themselves. Stopping closes the listener, then lets requests in flight
 finish (up to ``grace`` seconds) before the connections close.
 """
 
@@ -15,19 +16,8 @@ from typing import Any
 
 import uvicorn
 import uvloop
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = ["AsgiServer"]
-
-
-class _NoDelayProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with ``TCP_NODELAY`` set on every accepted socket."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
 
 
 class AsgiServer:
@@ -41,7 +31,7 @@ class AsgiServer:
     """
 
     def __init__(self, app: Any, host: str, port: int, *, grace: float = 5.0) -> None:
-        self._config = uvicorn.Config(app, host=host, port=port, loop="none", http=_NoDelayProtocol,
+        self._config = uvicorn.Config(app, host=host, port=port, loop="none", http="httptools",
                                       lifespan="off", access_log=False, log_config=None, server_header=False,
                                       timeout_keep_alive=75, timeout_graceful_shutdown=max(1, round(grace)))
         self._server = uvicorn.Server(self._config)
