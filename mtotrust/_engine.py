@@ -15,9 +15,11 @@ Two layers make a call cheap:
 * **cache**: everything else that is worth keeping (misses, other spellings, identities with a tenant id, Teams
   and label decisions) goes into a bounded ``cachetools.FIFOCache``, keyed by the identity as given (only exact
   ``str`` and :class:`Identity` values of bounded size are keys). ``stats()`` counts the hits and misses of
-  resolutions; Teams and label decisions served from it are not counted there. Its reads are plain dict reads
-  that never reorder anything, so they need no lock under the GIL; writes and evictions take the state's lock.
-  FIFO rather than LRU because LRU must reorder on every read, which is a write that needs the lock.
+  resolutions, and a decision served from it as a hit. One-recipient DLP decisions are kept there too. While a
+  policy's ``snapshot.max_age`` is set, decisions are served from it only until the snapshot turns stale. Its
+  reads are plain dict reads that never reorder anything, so they need no lock under the GIL; writes and
+  evictions take the state's lock. FIFO rather than LRU because LRU must reorder on every read, which is a write
+  that needs the lock.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ _UNTRUSTED, _EXTERNAL = Trust.UNTRUSTED, Trust.EXTERNAL
 _EXT = "#ext#"
 _MISS_DOMAINS = 65_536  # domains whose miss answer is kept per state
 _DOT_ATOM = re.compile(ASCII_DOT_ATOM).fullmatch
-_D = TypeVar("_D", LabelDecision, TeamsDecision)
+_D = TypeVar("_D", LabelDecision, TeamsDecision, DlpDecision)
 
 
 @attrs.frozen(slots=True)
@@ -81,7 +83,7 @@ class EngineStats:
     """
 
     cache_hits: int
-    """Calls answered from the bounded cache."""
+    """Calls answered from the bounded cache: resolutions, and Teams, label and one-recipient DLP decisions."""
     cache_misses: int
     """Calls the bounded cache could not answer (not counted for precomputed answers, nor without a cache)."""
     cache_entries: int
@@ -427,18 +429,21 @@ class TrustEngine:
 
     def _decided(self, state: _State, decide: Callable[[Resolution, str, Policy], _D], identity: IdentityLike,
                  name: str) -> _D:
-        """Return a cached Teams or label decision, or make, cache and return it; record it either way.
+        """Return a cached Teams, label or one-recipient DLP decision, or make, cache and return it; record it.
 
-        ``decide`` is :func:`apps.teams` or :func:`apps.label_rights`; it names the decision in the cache key.
+        ``decide`` is :func:`apps.teams`, :func:`apps.label_rights` or :func:`_dlp_one`; it names the decision in
+        the cache key. Once the snapshot is older than ``snapshot.max_age`` the cache is passed by: a decision
+        kept from before would not say ``snapshot_stale``.
         """
-        # Not cached while snapshot.max_age is set: the decision would not see the snapshot turn stale.
-        key = ((decide, identity, name) if state.cache is not None and state.stale_after is None
-               and _cacheable(identity) and name.__class__ is str else None)
+        key = ((decide, identity, name) if state.cache is not None and _cacheable(identity) and name.__class__ is str
+               and (state.stale_after is None or time.time() <= state.stale_after) else None)
         decision: _D | None = state.cache.view.get(key) if key is not None else None  # type: ignore[union-attr]
         if decision is None:
             decision = decide(self._resolve_in(state, identity), name, state.policy)
             if key is not None:
                 state.put(key, decision)
+        else:
+            self._counts[0] += 1  # answered from the cache (the resolution it would have looked up is not counted)
         self._record(decision)
         return decision
 
@@ -510,10 +515,8 @@ class TrustEngine:
         state = self._state
         try:
             if isinstance(recipients, (str, Identity)):
-                items: Iterable[IdentityLike] = (recipients,)
-            else:
-                items = _recipients(recipients)
-            decision = apps.dlp(tuple(self._resolve_many_in(state, items)), state.policy,
+                return self._decided(state, _dlp_one, recipients, "")  # one recipient: cached like Teams
+            decision = apps.dlp(tuple(self._resolve_many_in(state, _recipients(recipients))), state.policy,
                                 snapshot_id=state.snapshot_id)
         except Exception as exc:  # noqa: BLE001 - DLP must never let content out because of an error
             _log.error("mtotrust: %s while deciding DLP scope; failing closed", type(exc).__name__)
@@ -578,6 +581,11 @@ class _Pinned(TrustEngine):
     def update(self, snapshot: Snapshot | None = None, *, policy: Policy | None = None) -> None:  # noqa: ARG002
         """Refuse: a pinned view decides from one state for its whole life."""
         raise TypeError("a pinned TrustEngine view cannot be updated: update the engine it came from, then pin again")
+
+
+def _dlp_one(resolution: Resolution, _name: str, policy: Policy) -> DlpDecision:
+    """Return the DLP decision for one recipient (the shape :meth:`TrustEngine._decided` calls)."""
+    return apps.dlp((resolution,), policy, snapshot_id=resolution.snapshot_id)
 
 
 def _recipients(recipients: object) -> tuple[IdentityLike, ...]:

@@ -300,6 +300,32 @@ class TestDecisionCache:
         assert not engine.teams("cameron@fabrikam.com", "presence").allowed
         assert "snapshot_stale" in engine.teams("cameron@fabrikam.com", "presence").reasons
 
+    def test_one_recipient_dlp_is_cached_and_counted(self):
+        """A one-recipient DLP decision is answered from the cache the second time: equal, and one hit."""
+        cached, fresh = TrustEngine(SNAP), TrustEngine(SNAP, cache_size=0)
+        for who in ("cameron@fabrikam.com", "nobody@x.org", "bad", Identity("cameron@fabrikam.com", "t")):
+            first, second = cached.dlp(who), cached.dlp(who)
+            assert first is second and fresh.dlp(who) == first == fresh.dlp([who])
+        assert 4 <= cached.stats().cache_hits
+        assert {"dlp:InOrganization": 2, "dlp:NotInOrganization": 6} == cached.stats().decisions
+
+    def test_a_cached_decision_is_not_served_once_the_snapshot_turns_stale(self, monkeypatch):
+        """Decisions kept while the snapshot was fresh stop being served the moment it turns stale."""
+        import time
+
+        taken = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        engine = TrustEngine(build([synced("u2", "cameron@fabrikam.com")], taken_at=taken),
+                             Policy.from_data({"snapshot": {"max_age": "1h"}}))
+        now = taken.timestamp() + 60
+        monkeypatch.setattr(time, "time", lambda: now)
+        assert engine.dlp("cameron@fabrikam.com") is engine.dlp("cameron@fabrikam.com")
+        assert engine.dlp("cameron@fabrikam.com").inside_organization
+        assert engine.teams("cameron@fabrikam.com", "chat") is engine.teams("cameron@fabrikam.com", "chat")
+        now = taken.timestamp() + 3601
+        stale = engine.dlp("cameron@fabrikam.com")
+        assert not stale.inside_organization and "snapshot_stale" in stale.recipients[0].reasons
+        assert "snapshot_stale" in engine.teams("cameron@fabrikam.com", "chat").reasons
+
 
 class TestResolveMany:
     def test_same_answers_in_order(self):

@@ -36,6 +36,7 @@ _access = logging.getLogger("mtotrust.service.access")
 _JSON = b"application/json"
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?").fullmatch
 _DISCOVERY = "/.well-known/authzen-configuration"
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _OTHER = "other"  # the metrics' endpoint label for a path that is no endpoint (bounded label values)
 
 
@@ -145,7 +146,7 @@ class DecisionApp:
 
         def handle(scope: Scope, body: bytes) -> tuple[int, bytes, bytes]:  # noqa: ARG001 - one signature for all
             try:
-                request = json.loads(body)
+                request = json.loads(body.decode())  # UTF-8, as AuthZEN 1.0 (I-JSON) requires
             except ValueError as exc:  # UnicodeDecodeError included
                 raise _HttpError(400, f"the request body is not JSON: {exc}") from None
             except RecursionError:
@@ -155,7 +156,7 @@ class DecisionApp:
             except _protocol.RequestError as exc:
                 raise _HttpError(exc.status, exc.message) from None
             try:
-                return 200, _JSON, json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
+                return 200, _JSON, _encode(result)
             except UnicodeEncodeError as exc:  # a lone surrogate (\ud800) came in a string and is echoed
                 raise _HttpError(400, f"the request has a string with a lone surrogate ({exc.object[exc.start]!r}), "
                                  "which I-JSON (RFC 7493) forbids: send valid Unicode") from None
@@ -215,6 +216,27 @@ def _base_url(scope: Scope) -> str:
         server = scope.get("server") or ("127.0.0.1", 8181)
         host = f"[{server[0]}]:{server[1]}" if ":" in server[0] else f"{server[0]}:{server[1]}"
     return f"{scope.get('scheme', 'http')}://{host}"
+
+
+def _encode(result: object) -> bytes:
+    """Return the JSON of an answer; an object a list repeats (a batch's equal outcomes) is encoded once."""
+    if isinstance(result, list):
+        return _encode_list(result).encode()
+    if isinstance(result, dict) and all(isinstance(value, list) for value in result.values()):
+        return ("{" + ",".join(f"{_ENCODER(key)}:{_encode_list(value)}" for key, value in result.items())
+                + "}").encode()
+    return _ENCODER(result).encode()
+
+
+def _encode_list(items: list[Any]) -> str:
+    done: dict[int, str] = {}
+    parts = []
+    for item in items:
+        text = done.get(id(item))
+        if text is None:
+            text = done[id(item)] = _ENCODER(item)
+        parts.append(text)
+    return "[" + ",".join(parts) + "]"
 
 
 def _error(message: str) -> bytes:

@@ -35,6 +35,7 @@ ACTIONS = ("mail.deliver_untagged", "dlp.share", *(f"teams.{a}" for a in TEAMS_A
 """Every ``action.name`` the service decides."""
 
 _SHOWN = 80  # characters of an offending value quoted in an error
+_Memo = dict[tuple[object, ...], dict[str, Any]]  # a batch's answers by outcome (decision, trust, reasons)
 
 
 class RequestError(Exception):
@@ -53,7 +54,8 @@ def evaluation(engine: TrustEngine, body: object) -> dict[str, Any]:
         RequestError: a missing or mistyped required field, an unknown action, label or usage right.
     """
     request = _object(body, "the request body")
-    return _decide(engine, request.get("subject"), request.get("action"), request.get("resource"))
+    identity = _identity(request.get("subject"))  # checked in the order the request lists them
+    return _decide(engine, identity, _decider(request.get("action"), request.get("resource")))
 
 
 def evaluations(engine: TrustEngine, body: object) -> dict[str, Any]:
@@ -75,14 +77,15 @@ def evaluations(engine: TrustEngine, body: object) -> dict[str, Any]:
         raise RequestError(f"evaluations has {len(items)} items; at most {MAX_ITEMS} are decided per request: "
                            "split the batch")
     semantic = _semantic(request.get("options"))
-    defaults = {key: request.get(key) for key in ("subject", "action", "resource")}
+    subject, action, resource = (request.get(key) for key in ("subject", "action", "resource"))
     view = engine.pinned()  # every item from one snapshot and policy
     stop = None if semantic == "execute_all" else semantic == "permit_on_first_permit"
+    deciders: dict[tuple[int, int], _Decider | str] = {}  # by the (action, resource) objects: checked once
+    memo: _Memo = {}
     answers = []
     for index, item in enumerate(items):
         try:
-            given = _object(item, "the item")
-            answer = _decide(view, *(_field(given, key, defaults) for key in ("subject", "action", "resource")))
+            answer = _item(view, item, (subject, action, resource), deciders, memo)
         except RequestError as exc:
             answer = {"decision": False, "context": {"error": {"status": exc.status,
                                                                "message": f"evaluations[{index}]: {exc.message}"}}}
@@ -90,6 +93,30 @@ def evaluations(engine: TrustEngine, body: object) -> dict[str, Any]:
         if answer["decision"] is stop:
             break
     return {"evaluations": answers}
+
+
+def _item(engine: TrustEngine, item: object, defaults: tuple[object, object, object],
+          deciders: dict[tuple[int, int], _Decider | str], memo: _Memo) -> dict[str, Any]:
+    """Decide one batch item; an item's own key replaces the top-level default whole (AuthZEN 1.0 section 7.1.1).
+
+    ``deciders`` remembers each (action, resource) pair already checked, by object: the defaults are checked once
+    per batch, not once per item.
+    """
+    given = _object(item, "the item")
+    subject, action, resource = (default if (own := given.get(key)) is None else own
+                                 for key, default in zip(("subject", "action", "resource"), defaults, strict=True))
+    identity = _identity(subject)
+    key = (id(action), id(resource))
+    decider = deciders.get(key)
+    if decider is None:
+        try:
+            decider = _decider(action, resource)
+        except RequestError as exc:
+            decider = exc.message
+        deciders[key] = decider
+    if isinstance(decider, str):
+        raise RequestError(decider)
+    return _decide(engine, identity, decider, memo)
 
 
 def check(engine: TrustEngine, body: object) -> list[dict[str, Any]]:
@@ -119,71 +146,107 @@ def check(engine: TrustEngine, body: object) -> list[dict[str, Any]]:
 
 # -- one evaluation ----------------------------------------------------------------------------------------------
 
-def _decide(engine: TrustEngine, subject: object, action: object, resource: object) -> dict[str, Any]:
-    """Decide one evaluation; its context is the app decision's trust and reasons, and what it was decided from."""
+_Decider = Callable[[TrustEngine, IdentityLike], tuple[bool, AppDecision]]
+"""Decides one subject for a validated action and resource: ``(decision, the app's decision)``."""
+
+
+def _decide(engine: TrustEngine, identity: IdentityLike, decider: _Decider,
+            memo: _Memo | None = None) -> dict[str, Any]:
+    """Decide one evaluation; its context is the app decision's trust and reasons, and what it was decided from.
+
+    ``memo`` (a batch's, all from one state) hands out one answer object per distinct outcome, which the
+    service then encodes once.
+    """
+    allowed, decision = decider(engine, identity)
+    key = (allowed, decision.trust, decision.reasons)
+    if memo is not None and (answer := memo.get(key)) is not None:
+        return answer
+    answer = {"decision": allowed, "context": {"trust": decision.trust.value, "reasons": list(decision.reasons),
+                                               "snapshot_id": decision.snapshot_id,
+                                               "policy_fingerprint": decision.policy_fingerprint}}
+    if memo is not None:
+        memo[key] = answer
+    return answer
+
+
+def _identity(subject: object) -> IdentityLike:
+    """Return the identity a subject names: its ``id``, with ``properties.tenant_id`` when given."""
     subject_object = _entity(subject, "subject")
     if subject_object["type"] != "user":
         raise RequestError(f"subject.type {_shown(subject_object['type'])} is not supported: mtotrust decides "
                            "for subjects of type 'user' (subject.id an address)")
-    tenant_id = _optional_string(_properties(subject_object, "subject").get("tenant_id"),
-                                 "subject.properties.tenant_id")
+    properties = subject_object.get("properties")
+    tenant_id = None if properties is None else _optional_string(
+        _object(properties, "subject.properties").get("tenant_id"), "subject.properties.tenant_id")
     # A plain str where there is no tenant id: the engine answers an address in normal form with one lookup.
-    identity: IdentityLike = subject_object["id"] if tenant_id is None else Identity(subject_object["id"], tenant_id)
+    return subject_object["id"] if tenant_id is None else Identity(subject_object["id"], tenant_id)
+
+
+def _decider(action: object, resource: object) -> _Decider:
+    """Validate an action and its resource; return what decides a subject for them."""
     name = _string(_object(action, "action").get("name"), "action.name")
     resource_object = _entity(resource, "resource")
     family, _, rest = name.partition(".")
-    decide = _FAMILIES.get(family)
-    if decide is None or not rest:
+    make = _FAMILIES.get(family)
+    if make is None or not rest:
         raise RequestError(f"action.name {_shown(name)} is not an mtotrust action: use mail.deliver_untagged, "
                            f"dlp.share, teams.ACTION ({', '.join(TEAMS_ACTIONS)}) or label.RIGHT (label.VIEW ...)")
-    allowed, decision = decide(engine, identity, rest, resource_object)
-    return {"decision": allowed, "context": {"trust": decision.trust.value, "reasons": list(decision.reasons),
-                                             "snapshot_id": decision.snapshot_id,
-                                             "policy_fingerprint": decision.policy_fingerprint}}
+    return make(name, rest, resource_object)
 
 
-def _mail(engine: TrustEngine, identity: IdentityLike, rest: str,
-          resource: Mapping[str, Any]) -> tuple[bool, AppDecision]:
-    _expect(f"mail.{rest}", rest == "deliver_untagged", "mail.deliver_untagged")
-    _resource_type(resource, "message", "mail.deliver_untagged")
+def _mail(name: str, rest: str, resource: Mapping[str, Any]) -> _Decider:
+    _expect(name, rest == "deliver_untagged", "mail.deliver_untagged")
+    _resource_type(resource, "message", name)
     auth = _auth(_properties(resource, "resource").get("authentication_results"),
                  "resource.properties.authentication_results")
-    decision = engine.mail(identity, None if auth == [] else auth)  # no values: the message had none
-    return not decision.tag_external, decision
+    given = None if auth == [] else auth  # no values: the message had none
+
+    def decide(engine: TrustEngine, identity: IdentityLike) -> tuple[bool, AppDecision]:
+        decision = engine.mail(identity, given)
+        return not decision.tag_external, decision
+
+    return decide
 
 
-def _dlp(engine: TrustEngine, identity: IdentityLike, rest: str,
-         resource: Mapping[str, Any]) -> tuple[bool, AppDecision]:
-    _expect(f"dlp.{rest}", rest == "share", "dlp.share")
-    _resource_type(resource, "document", "dlp.share")
+def _dlp(name: str, rest: str, resource: Mapping[str, Any]) -> _Decider:
+    _expect(name, rest == "share", "dlp.share")
+    _resource_type(resource, "document", name)
+    return _share
+
+
+def _share(engine: TrustEngine, identity: IdentityLike) -> tuple[bool, AppDecision]:
     decision = engine.dlp(identity)
     return decision.inside_organization, decision
 
 
-def _teams(engine: TrustEngine, identity: IdentityLike, rest: str,
-           resource: Mapping[str, Any]) -> tuple[bool, AppDecision]:
-    _expect(f"teams.{rest}", rest in TEAMS_ACTIONS, ", ".join(f"teams.{a}" for a in TEAMS_ACTIONS))
-    _resource_type(resource, "teams", f"teams.{rest}")
-    decision = engine.teams(identity, rest)
-    return decision.allowed, decision
+def _teams(name: str, rest: str, resource: Mapping[str, Any]) -> _Decider:
+    _expect(name, rest in TEAMS_ACTIONS, ", ".join(f"teams.{a}" for a in TEAMS_ACTIONS))
+    _resource_type(resource, "teams", name)
+
+    def decide(engine: TrustEngine, identity: IdentityLike) -> tuple[bool, AppDecision]:
+        decision = engine.teams(identity, rest)
+        return decision.allowed, decision
+
+    return decide
 
 
-def _label(engine: TrustEngine, identity: IdentityLike, rest: str,
-           resource: Mapping[str, Any]) -> tuple[bool, AppDecision]:
-    _expect(f"label.{rest}", rest in USAGE_RIGHTS, "label.RIGHT with a usage right: " + ", ".join(sorted(USAGE_RIGHTS)))
-    _resource_type(resource, "label", f"label.{rest}")
+def _label(name: str, rest: str, resource: Mapping[str, Any]) -> _Decider:
+    _expect(name, rest in USAGE_RIGHTS, "label.RIGHT with a usage right: " + ", ".join(sorted(USAGE_RIGHTS)))
+    _resource_type(resource, "label", name)
     label = resource["id"]
-    if label not in engine.policy.labels:
-        known = ", ".join(sorted(engine.policy.labels)) or "none"
-        raise RequestError(f"resource.id {_shown(label)} is not a label of the policy (labels: {known})")
-    try:
-        decision = engine.label_rights(identity, label)
-    except MtoTrustError as exc:  # the policy changed between the check and the call: the pinned view's say
-        raise RequestError(f"resource.id {_shown(label)}: {exc}") from None
-    return rest in decision.rights, decision
+
+    def decide(engine: TrustEngine, identity: IdentityLike) -> tuple[bool, AppDecision]:
+        try:
+            decision = engine.label_rights(identity, label)
+        except MtoTrustError:  # the engine's policy defines no such label
+            known = ", ".join(sorted(engine.policy.labels)) or "none"
+            raise RequestError(f"resource.id {_shown(label)} is not a label of the policy (labels: {known})") from None
+        return rest in decision.rights, decision
+
+    return decide
 
 
-_FAMILIES: dict[str, Callable[[TrustEngine, IdentityLike, str, Mapping[str, Any]], tuple[bool, AppDecision]]] = {
+_FAMILIES: dict[str, Callable[[str, str, Mapping[str, Any]], _Decider]] = {
     "mail": _mail, "dlp": _dlp, "teams": _teams, "label": _label}
 
 
@@ -207,12 +270,6 @@ def _entity(value: object, name: str) -> Mapping[str, Any]:
 def _properties(entity: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     properties = entity.get("properties")
     return {} if properties is None else _object(properties, f"{name}.properties")
-
-
-def _field(item: Mapping[str, Any], key: str, defaults: Mapping[str, object]) -> object:
-    """Return an item's own ``key`` (replacing the default whole), else the request's top-level one."""
-    value = item.get(key)
-    return defaults[key] if value is None else value
 
 
 def _string(value: object, name: str) -> str:
