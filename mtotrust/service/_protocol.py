@@ -103,8 +103,13 @@ def _item(engine: TrustEngine, item: object, defaults: tuple[object, object, obj
     per batch, not once per item.
     """
     given = _object(item, "the item")
-    subject, action, resource = (default if (own := given.get(key)) is None else own
-                                 for key, default in zip(("subject", "action", "resource"), defaults, strict=True))
+    subject, action, resource = defaults
+    if (own := given.get("subject")) is not None:
+        subject = own
+    if (own := given.get("action")) is not None:
+        action = own
+    if (own := given.get("resource")) is not None:
+        resource = own
     identity = _identity(subject)
     key = (id(action), id(resource))
     decider = deciders.get(key)
@@ -171,6 +176,10 @@ def _decide(engine: TrustEngine, identity: IdentityLike, decider: _Decider,
 
 def _identity(subject: object) -> IdentityLike:
     """Return the identity a subject names: its ``id``, with ``properties.tenant_id`` when given."""
+    if subject.__class__ is dict and subject.get("type") == "user" and subject.get("properties") is None:
+        address = subject.get("id")
+        if address.__class__ is str:  # the common case, checked in one go
+            return address
     subject_object = _entity(subject, "subject")
     if subject_object["type"] != "user":
         raise RequestError(f"subject.type {_shown(subject_object['type'])} is not supported: mtotrust decides "
