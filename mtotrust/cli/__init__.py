@@ -1,9 +1,10 @@
-"""The ``mtotrust`` command: ``demo``, ``check``, ``lint``, ``sync``, ``filter`` and ``serve``.
+"""The ``mtotrust`` command: ``demo``, ``check``, ``lint``, the reports, ``sync``, ``filter`` and ``serve``.
 
 ``main`` parses the command line and runs one sub-command. Each sub-command lives in its own module
 (:mod:`~mtotrust.cli.demo`, :mod:`~mtotrust.cli.check`, :mod:`~mtotrust.cli.lint`, :mod:`~mtotrust.cli.sync`,
-:mod:`~mtotrust.cli.filter`, :mod:`~mtotrust.cli.serve`), imported only when that command runs, so ``mtotrust
---help`` and ``mtotrust COMMAND --help`` cost little more than ``import mtotrust``.
+:mod:`~mtotrust.cli.filter`, :mod:`~mtotrust.cli.serve`, :mod:`~mtotrust.cli.explain`, :mod:`~mtotrust.cli.reports`),
+imported only when that command runs, so ``mtotrust --help`` and ``mtotrust COMMAND --help`` cost little more than
+``import mtotrust``.
 
 Exit codes: 0 success; 1 the command ran and found problems; 2 bad usage or input, or the output cannot be written
 (one line on stderr naming the problem, never a traceback); 3 internal error. A reader that stops reading (``|
@@ -80,6 +81,18 @@ def _run_serve(args: argparse.Namespace) -> int:
     return serve.run(args)
 
 
+def _run_explain(args: argparse.Namespace) -> int:
+    from mtotrust.cli import explain
+
+    return explain.run(args)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from mtotrust.cli import reports
+
+    return reports.run(args)
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="mtotrust", description="Decide how far to trust an external identity in a Microsoft "
                      "365 multi-tenant organization.")
@@ -123,10 +136,64 @@ def _parser() -> _Parser:
                       "counterexample each (exit 0)")
     lint.add_argument("--json", action="store_true", help="print findings as JSON")
     lint.set_defaults(run=_run_lint)
+    _report_parsers(sub)
     _sync_parser(sub)
     _filter_parser(sub)
     _serve_parser(sub)
     return parser
+
+
+def _report_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
+    explain = sub.add_parser("explain", help="explain step by step why an identity gets its trust and each app's "
+                             "decision", description="The reason chain in plain language: every check in order "
+                             "with the evidence it used and, for a negative answer, the first check that failed and "
+                             "what would change it.")
+    explain.add_argument("identity", metavar="IDENTITY", type=os_text, help="an address (mail sender, recipient, "
+                         "Teams user)")
+    explain.add_argument("--app", choices=("mail", "dlp", "teams", "labels"), help="explain this app's decision "
+                         "only (default: the resolution and every app)")
+    explain.add_argument("--snapshot", help="snapshot folder or .sqlite store; default: the bundled sample")
+    explain.add_argument("--policy", help="policy file (TOML or JSON); default: Policy.default()")
+    _fingerprint_option(explain)
+    explain.add_argument("--auth", action="append", metavar="HEADER", type=os_text, help="raw "
+                         "Authentication-Results value for the mail decision; repeat in message order, topmost first")
+    explain.add_argument("--tenant-id", type=os_text, help="the home tenant id the app knows (as Teams does)")
+    explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    explain.set_defaults(run=_run_explain)
+
+    audit = sub.add_parser("audit", help="report the directory's MTO health: stale synced users, guests, "
+                           "ambiguous addresses, lookalike domains ...", description="A health report from the "
+                           "snapshot alone: each finding with its severity, count, examples and fix. Exit 1 with "
+                           "--fail-on when a finding is at or above that severity.")
+    _report_options(audit)
+    audit.add_argument("--fail-on", choices=("info", "low", "medium", "high"), metavar="SEVERITY",
+                       help="exit 1 when a finding is at or above SEVERITY (info, low, medium, high)")
+    audit.set_defaults(run=_run_report, report="audit")
+
+    inventory = sub.add_parser("inventory", help="list every account synced from another tenant, with its source "
+                               "tenant, MTO state and trust", description="Every account synced from another "
+                               "tenant: its source tenant, the tenant's MTO state, the partner policy, its trust "
+                               "and reason codes.")
+    _report_options(inventory)
+    inventory.add_argument("--csv", action="store_true", help="print the rows as CSV")
+    inventory.set_defaults(run=_run_report, report="inventory")
+
+    diff = sub.add_parser("diff", help="show how every app's decisions change between two policies",
+                          description="For every app, how many identities of the directory change decision "
+                          "between POLICY_A and POLICY_B, in which direction, with examples.")
+    diff.add_argument("policy_a", metavar="POLICY_A", help="'classic', 'default' or a policy file")
+    diff.add_argument("policy_b", metavar="POLICY_B", help="'classic', 'default' or a policy file")
+    _report_options(diff, policy=False)
+    diff.set_defaults(run=_run_report, report="diff")
+
+
+def _report_options(command: argparse.ArgumentParser, *, policy: bool = True) -> None:
+    command.add_argument("--snapshot", help="snapshot folder or .sqlite store; default: the bundled sample")
+    if policy:
+        command.add_argument("--policy", help="policy file (TOML or JSON); default: Policy.default()")
+        _fingerprint_option(command)
+    command.add_argument("--json", action="store_true", help="print the report as JSON")
+    command.add_argument("--html", metavar="FILE", help="also write the report as one self-contained HTML page")
 
 
 def _serve_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
