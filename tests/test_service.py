@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -434,6 +434,11 @@ BAD_BODIES: list[tuple[str, object, tuple[str, ...]]] = [
     ("bad authentication_results", request("a@b.c", "mail.deliver_untagged", {
         "type": "message", "id": "m", "properties": {"authentication_results": [1]}}),
      ("resource.properties.authentication_results", "[1]")),
+    ("context a string", {**GOOD, "context": "x"}, ("context must be a JSON object", "'x'")),
+    ("resource.properties a string", {**GOOD, "resource": {"type": "document", "id": "d", "properties": "x"}},
+     ("resource.properties must be a JSON object",)),
+    ("action.properties a string", {**GOOD, "action": {"name": "dlp.share", "properties": "x"}},
+     ("action.properties must be a JSON object",)),
 ]
 
 
@@ -540,6 +545,38 @@ class TestErrors:
             response = client.request(method, path, json=body, headers={"X-Request-ID": "bfe9eb29-ab87"})
             assert "bfe9eb29-ab87" == response.headers["x-request-id"], (method, path, response.status_code)
         assert "x-request-id" not in client.post(EVALUATION, json=GOOD).headers
+
+
+class TestHostileInput:
+    def test_json_constants_are_400(self, client: httpx.Client) -> None:
+        """NaN and Infinity, which Python's json reads but JSON has not, are refused."""
+        for constant in ("NaN", "Infinity", "-Infinity"):
+            body = json.dumps(GOOD)[:-1] + f', "context": {{"x": {constant}}}}}'
+            assert_error(client.post(EVALUATION, content=body, headers={"content-type": "application/json"}), 400,
+                         constant)
+
+    def test_a_huge_bad_subject_costs_little(self, client: httpx.Client) -> None:
+        """A batch whose default subject is a huge bad value answers every item at once: the error quotes a bounded
+        part of the value, so it is not rebuilt whole for each of the 1,000 items."""
+        big = [0] * 100_000
+        body = {"subject": big, "action": {"name": "dlp.share"}, "resource": {"type": "document", "id": "d"},
+                "evaluations": [{}] * 1000}
+        response = client.post(EVALUATIONS, json=body, timeout=10)
+        assert 200 == response.status_code
+        items = response.json()["evaluations"]
+        assert 1000 == len(items) and all(not item["decision"] for item in items)
+        assert len(items[0]["context"]["error"]["message"]) < 200
+
+    def test_a_long_path_is_quoted_short(self, client: httpx.Client) -> None:
+        """A 404 quotes a bounded part of an unknown path, not the whole."""
+        response = client.get("/" + "x" * 20_000)
+        assert 404 == response.status_code and len(response.content) < 300
+
+    def test_vary_origin_on_every_answer_with_cors(self, engine: TrustEngine) -> None:
+        """With allowed origins, every answer varies by Origin (a cache in between must not mix them)."""
+        with serving(engine, allow_origins=[ORIGIN]) as (_, client):
+            assert "origin" == client.get("/healthz").headers["vary"].lower()
+            assert "origin" == client.get("/healthz", headers={"origin": "https://other.example"}).headers["vary"]
 
 
 class TestToken:
@@ -834,6 +871,14 @@ class TestMetrics:
 
 # -- reload -------------------------------------------------------------------------------------------------------
 
+def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait until ``condition()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 class TestReload:
     def test_reload_under_load(self) -> None:
         """service.reload(policy=...) while 8 threads ask continuously: none fails; each answer has the old or
@@ -861,10 +906,10 @@ class TestReload:
             threads = [threading.Thread(target=ask, args=(service,)) for _ in range(8)]
             for thread in threads:
                 thread.start()
-            time.sleep(0.5)
+            until(lambda: len(results) >= 50)  # requests answered before the reload (however loaded the machine)
             service.reload(policy=new)
             reloaded.set()
-            time.sleep(0.5)
+            until(lambda: sum(after for after, _, _ in results) >= 50)
             stop.set()
             for thread in threads:
                 thread.join()

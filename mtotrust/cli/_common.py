@@ -309,7 +309,8 @@ def host_port(text: str, option: str, *, example: str = "127.0.0.1:10025") -> tu
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
-        raise UsageError(f"mtotrust {_COMMAND.get()}: {option} {text!r} is not HOST:PORT, such as {example}")
+        raise UsageError(f"mtotrust {_COMMAND.get() or 'command'}: {option} {text!r} is not HOST:PORT, such as "
+                         f"{example}")
     return host, int(port)
 
 
@@ -337,7 +338,7 @@ def reload_inputs(args: argparse.Namespace, apply: Callable[[Snapshot | None, Po
 
     ``apply`` swaps them in and returns the engine now deciding. stderr says what happened either way.
     """
-    command = _COMMAND.get()
+    command = _COMMAND.get() or "command"
     try:
         policy = load_policy(args.policy) if args.policy else None
         snapshot = load_snapshot(args.snapshot) if args.snapshot else None
@@ -354,5 +355,6 @@ def reload_inputs(args: argparse.Namespace, apply: Callable[[Snapshot | None, Po
 def warn_unbounded(policy: Policy) -> None:
     """Warn on stderr when the policy sets no ``[snapshot] max_age``: a long-running command then never goes stale."""
     if policy.snapshot.max_age is None:
-        print(f"mtotrust {_COMMAND.get()}: warning: [snapshot] max_age is not set, so a directory that stopped "
-              "syncing keeps granting trust; set it (for example max_age = \"24h\")", file=sys.stderr, flush=True)
+        print(f"mtotrust {_COMMAND.get() or 'command'}: warning: [snapshot] max_age is not set, so a directory that "
+              "stopped syncing keeps granting trust; set it (for example max_age = \"24h\")", file=sys.stderr,
+              flush=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SALT_VARIABLE", "run"]
 
+_ORIGIN = re.compile(r"https://[A-Za-z0-9.\-]+(:\d{1,5})?|https://\[[0-9A-Fa-f:.]+\](:\d{1,5})?").fullmatch
+
 SALT_VARIABLE = "MTOTRUST_LOG_SALT"
 """The environment variable holding the decision log's salt (the deployment's secret)."""
 
@@ -59,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
         if not origin.startswith(("https://", "http://")) or origin.count("/") != 2:
             raise UsageError(f"mtotrust serve: --allow-origin {origin!r} is not an origin, such as "
                              "https://addin.contoso.com (scheme and host, no path)")
-    if args.public_url is not None and not args.public_url.startswith(("https://", "http://")):
-        raise UsageError(f"mtotrust serve: --public-url {args.public_url!r} must be an http(s) URL, such as "
-                         "https://pdp.contoso.com")
+    if args.public_url is not None and not _ORIGIN(args.public_url.rstrip("/")):
+        raise UsageError(f"mtotrust serve: --public-url {args.public_url!r} must be an https origin with no path, "
+                         "query or fragment, such as https://pdp.contoso.com (AuthZEN 1.0 discovery)")
     policy = load_policy(args.policy)
     snapshot = load_snapshot(args.snapshot)
     log = None if args.decision_log is None else _decision_log(args.decision_log)

@@ -105,10 +105,11 @@ class DecisionApp:
             response += [(b"content-type", content_type), (b"content-length", str(len(payload)).encode())]
         if request_id is not None:
             response.append((b"x-request-id", request_id))
+        if self._origins:
+            response.append((b"vary", b"origin"))  # the answer depends on Origin, for every cache in between
         if cors:
             assert origin is not None
-            response += [(b"access-control-allow-origin", origin), (b"vary", b"origin"),
-                         (b"access-control-expose-headers", b"x-request-id")]
+            response += [(b"access-control-allow-origin", origin), (b"access-control-expose-headers", b"x-request-id")]
         await send({"type": "http.response.start", "status": status, "headers": response})
         await send({"type": "http.response.body", "body": payload if scope["method"] != "HEAD" else b""})
         elapsed = time.perf_counter() - start
@@ -122,7 +123,7 @@ class DecisionApp:
         path = scope["path"]
         route = self._routes.get(path)
         if route is None:
-            raise _HttpError(404, f"no endpoint {path!r}: see GET {_DISCOVERY}")
+            raise _HttpError(404, f"no endpoint {_protocol.shown(path)}: see GET {_DISCOVERY}")
         method, handle, guarded = route
         if scope["method"].encode() != method and not (method == b"GET" and scope["method"] == "HEAD"):
             allow = b"GET, HEAD" if method == b"GET" else method
@@ -146,7 +147,7 @@ class DecisionApp:
 
         def handle(scope: Scope, body: bytes) -> tuple[int, bytes, bytes]:  # noqa: ARG001 - one signature for all
             try:
-                request = json.loads(body.decode())  # UTF-8, as AuthZEN 1.0 (I-JSON) requires
+                request = json.loads(body.decode(), parse_constant=_no_constant)  # UTF-8 (I-JSON)
             except ValueError as exc:  # UnicodeDecodeError included
                 raise _HttpError(400, f"the request body is not JSON: {exc}") from None
             except RecursionError:
@@ -216,6 +217,11 @@ def _base_url(scope: Scope) -> str:
         server = scope.get("server") or ("127.0.0.1", 8181)
         host = f"[{server[0]}]:{server[1]}" if ":" in server[0] else f"{server[0]}:{server[1]}"
     return f"{scope.get('scheme', 'http')}://{host}"
+
+
+def _no_constant(name: str) -> object:
+    """Refuse ``NaN``, ``Infinity`` and ``-Infinity``: Python's ``json`` reads them, JSON (RFC 8259) has none."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _encode(result: object) -> bytes:

@@ -14,6 +14,7 @@ items decided so far. Every decision of a request comes from one engine state (:
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,7 +23,7 @@ from mtotrust._errors import MtoTrustError
 from mtotrust._model import AppDecision, Identity, IdentityLike
 from mtotrust._policy import TEAMS_ACTIONS, USAGE_RIGHTS
 
-__all__ = ["ACTIONS", "MAX_ITEMS", "SEMANTICS", "RequestError", "check", "evaluation", "evaluations"]
+__all__ = ["ACTIONS", "MAX_ITEMS", "SEMANTICS", "RequestError", "check", "evaluation", "evaluations", "shown"]
 
 MAX_ITEMS = 1000
 """The most items one batch evaluation (or one ``/v1/check``) decides."""
@@ -35,6 +36,10 @@ ACTIONS = ("mail.deliver_untagged", "dlp.share", *(f"teams.{a}" for a in TEAMS_A
 """Every ``action.name`` the service decides."""
 
 _SHOWN = 80  # characters of an offending value quoted in an error
+_BOUNDED = reprlib.Repr()
+_BOUNDED.maxlevel, _BOUNDED.maxlist, _BOUNDED.maxdict, _BOUNDED.maxstring, _BOUNDED.maxlong = 2, 4, 4, _SHOWN, 40
+_BOUNDED.maxother = _SHOWN
+_REPR = _BOUNDED.repr
 _Memo = dict[tuple[object, ...], dict[str, Any]]  # a batch's answers by outcome (decision, trust, reasons)
 
 
@@ -54,8 +59,9 @@ def evaluation(engine: TrustEngine, body: object) -> dict[str, Any]:
         RequestError: a missing or mistyped required field, an unknown action, label or usage right.
     """
     request = _object(body, "the request body")
+    _optional_object(request.get("context"), "context")
     identity = _identity(request.get("subject"))  # checked in the order the request lists them
-    return _decide(engine, identity, _decider(request.get("action"), request.get("resource")))
+    return _decide(engine.pinned(), identity, _decider(request.get("action"), request.get("resource")))
 
 
 def evaluations(engine: TrustEngine, body: object) -> dict[str, Any]:
@@ -72,11 +78,12 @@ def evaluations(engine: TrustEngine, body: object) -> dict[str, Any]:
     if items is None or items == []:
         return evaluation(engine, request)
     if not isinstance(items, list):
-        raise RequestError(f"evaluations must be an array of evaluation objects, not {_shown(items)}")
+        raise RequestError(f"evaluations must be an array of evaluation objects, not {shown(items)}")
     if len(items) > MAX_ITEMS:
         raise RequestError(f"evaluations has {len(items)} items; at most {MAX_ITEMS} are decided per request: "
                            "split the batch")
     semantic = _semantic(request.get("options"))
+    _optional_object(request.get("context"), "context")
     subject, action, resource = (request.get(key) for key in ("subject", "action", "resource"))
     view = engine.pinned()  # every item from one snapshot and policy
     stop = None if semantic == "execute_all" else semantic == "permit_on_first_permit"
@@ -110,6 +117,7 @@ def _item(engine: TrustEngine, item: object, defaults: tuple[object, object, obj
         action = own
     if (own := given.get("resource")) is not None:
         resource = own
+    _optional_object(given.get("context"), "context")
     identity = _identity(subject)
     key = (id(action), id(resource))
     decider = deciders.get(key)
@@ -137,12 +145,12 @@ def check(engine: TrustEngine, body: object) -> list[dict[str, Any]]:
     request = _object(body, "the request body")
     identities = request.get("identities")
     if not isinstance(identities, list) or not identities:
-        raise RequestError(f"identities must be a non-empty array of addresses, not {_shown(identities)}")
+        raise RequestError(f"identities must be a non-empty array of addresses, not {shown(identities)}")
     if len(identities) > MAX_ITEMS:
         raise RequestError(f"identities has {len(identities)} items; at most {MAX_ITEMS} are checked per request")
     for index, identity in enumerate(identities):
         if not isinstance(identity, str):
-            raise RequestError(f"identities[{index}] must be a string, not {_shown(identity)}")
+            raise RequestError(f"identities[{index}] must be a string, not {shown(identity)}")
     auth = _auth(request.get("auth"), "auth")
     tenant_id = _optional_string(request.get("tenant_id"), "tenant_id")
     view = engine.pinned()
@@ -182,7 +190,7 @@ def _identity(subject: object) -> IdentityLike:
             return address
     subject_object = _entity(subject, "subject")
     if subject_object["type"] != "user":
-        raise RequestError(f"subject.type {_shown(subject_object['type'])} is not supported: mtotrust decides "
+        raise RequestError(f"subject.type {shown(subject_object['type'])} is not supported: mtotrust decides "
                            "for subjects of type 'user' (subject.id an address)")
     properties = subject_object.get("properties")
     tenant_id = None if properties is None else _optional_string(
@@ -193,12 +201,14 @@ def _identity(subject: object) -> IdentityLike:
 
 def _decider(action: object, resource: object) -> _Decider:
     """Validate an action and its resource; return what decides a subject for them."""
-    name = _string(_object(action, "action").get("name"), "action.name")
+    action_object = _object(action, "action")
+    name = _string(action_object.get("name"), "action.name")
+    _optional_object(action_object.get("properties"), "action.properties")
     resource_object = _entity(resource, "resource")
     family, _, rest = name.partition(".")
     make = _FAMILIES.get(family)
     if make is None or not rest:
-        raise RequestError(f"action.name {_shown(name)} is not an mtotrust action: use mail.deliver_untagged, "
+        raise RequestError(f"action.name {shown(name)} is not an mtotrust action: use mail.deliver_untagged, "
                            f"dlp.share, teams.ACTION ({', '.join(TEAMS_ACTIONS)}) or label.RIGHT (label.VIEW ...)")
     return make(name, rest, resource_object)
 
@@ -248,8 +258,8 @@ def _label(name: str, rest: str, resource: Mapping[str, Any]) -> _Decider:
         try:
             decision = engine.label_rights(identity, label)
         except MtoTrustError:  # the engine's policy defines no such label
-            known = ", ".join(sorted(engine.policy.labels)) or "none"
-            raise RequestError(f"resource.id {_shown(label)} is not a label of the policy (labels: {known})") from None
+            known = ", ".join(sorted(engine.policy.labels)) or "none"  # the policy that decided: a pinned view's
+            raise RequestError(f"resource.id {shown(label)} is not a label of the policy (labels: {known})") from None
         return rest in decision.rights, decision
 
     return decide
@@ -263,7 +273,7 @@ _FAMILIES: dict[str, Callable[[str, str, Mapping[str, Any]], _Decider]] = {
 
 def _object(value: object, name: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
-        what = "is missing" if value is None else f"must be a JSON object, not {_shown(value)}"
+        what = "is missing" if value is None else f"must be a JSON object, not {shown(value)}"
         raise RequestError(f"{name} {what}")
     return value
 
@@ -273,7 +283,13 @@ def _entity(value: object, name: str) -> Mapping[str, Any]:
     entity = _object(value, name)
     _string(entity.get("type"), f"{name}.type")
     _string(entity.get("id"), f"{name}.id")
+    _optional_object(entity.get("properties"), f"{name}.properties")
     return entity
+
+
+def _optional_object(value: object, name: str) -> None:
+    if value is not None:
+        _object(value, name)
 
 
 def _properties(entity: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -283,7 +299,7 @@ def _properties(entity: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 def _string(value: object, name: str) -> str:
     if not isinstance(value, str):
-        what = "is missing" if value is None else f"must be a string, not {_shown(value)}"
+        what = "is missing" if value is None else f"must be a string, not {shown(value)}"
         raise RequestError(f"{name} {what}")
     return value
 
@@ -299,18 +315,18 @@ def _auth(value: object, name: str) -> str | list[str] | None:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
     raise RequestError(f"{name} must be an Authentication-Results value or a list of them (strings, topmost "
-                       f"first), not {_shown(value)}")
+                       f"first), not {shown(value)}")
 
 
 def _resource_type(resource: Mapping[str, Any], expected: str, action: str) -> None:
     if resource["type"] != expected:
-        raise RequestError(f"resource.type {_shown(resource['type'])} does not fit action {action}: it takes a "
+        raise RequestError(f"resource.type {shown(resource['type'])} does not fit action {action}: it takes a "
                            f"resource of type {expected!r}")
 
 
 def _expect(name: str, known: bool, choices: str) -> None:
     if not known:
-        raise RequestError(f"action.name {_shown(name)} is not an mtotrust action: use {choices}")
+        raise RequestError(f"action.name {shown(name)} is not an mtotrust action: use {choices}")
 
 
 def _semantic(options: object) -> str:
@@ -320,11 +336,11 @@ def _semantic(options: object) -> str:
     if semantic is None:
         return SEMANTICS[0]
     if semantic not in SEMANTICS:
-        raise RequestError(f"options.evaluations_semantic {_shown(semantic)} is not one of {', '.join(SEMANTICS)}")
+        raise RequestError(f"options.evaluations_semantic {shown(semantic)} is not one of {', '.join(SEMANTICS)}")
     return str(semantic)
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
     """Return the offending value as an error quotes it: its JSON-ish repr, cut to a bounded length."""
-    text = repr(value)
+    text = _REPR(value)  # bounded: a huge value is never rebuilt whole for a message
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."

@@ -17,7 +17,10 @@ from typing import Any
 import uvicorn
 import uvloop
 
-__all__ = ["AsgiServer"]
+__all__ = ["MAX_CONNECTIONS", "AsgiServer"]
+
+MAX_CONNECTIONS = 1000
+"""Connections and requests served at once; past it uvicorn answers ``503`` (a bound on memory and file handles)."""
 
 
 class AsgiServer:
@@ -31,8 +34,10 @@ class AsgiServer:
     """
 
     def __init__(self, app: Any, host: str, port: int, *, grace: float = 5.0) -> None:
-        self._config = uvicorn.Config(app, host=host, port=port, loop="none", http="httptools",
-                                      lifespan="off", access_log=False, log_config=None, server_header=False,
+        # ws="none": no WebSocket upgrade is offered; limit_concurrency: past it, new connections get a 503.
+        self._config = uvicorn.Config(app, host=host, port=port, loop="none", http="httptools", ws="none",
+                                      limit_concurrency=MAX_CONNECTIONS, lifespan="off", access_log=False,
+                                      log_config=None, server_header=False,
                                       timeout_keep_alive=75, timeout_graceful_shutdown=max(1, round(grace)))
         self._server = uvicorn.Server(self._config)
         self._thread: threading.Thread | None = None
