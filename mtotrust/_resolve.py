@@ -183,7 +183,7 @@ def resolve_address(snapshot: Snapshot, local: str, domain: str) -> Resolution:
     if in_mto is not None:
         reasons.append("partner_in_mto" if in_mto else "partner_not_in_mto")
     evidence = _upn_home(snapshot, user)
-    if evidence is not False:
+    if evidence is not False and (evidence is not None or home is not None):  # two unknown homes prove nothing
         reasons.append("home_evidence_agrees" if evidence == home else "home_evidence_disagrees")
     trust = min((CAPS[r] for r in reasons if r in CAPS), default=_MTO_MEMBER)
     return Resolution(key, trust, tuple(reasons), address, user, home, snapshot_id=sid)

@@ -89,6 +89,13 @@ class TestExtUpnRule:
         assert "ext_upn_decoded" not in result.reasons
         assert E == result.trust  # no object carries that literal address
 
+    def test_two_unknown_homes_are_no_evidence(self):
+        """A synced object at a domain no tenant owns: its #EXT# name names no home either, which proves nothing
+        (neither agrees nor disagrees), and the unknown home caps it at guest."""
+        result = resolve(build([synced("u1", "wendy@woodgrovebank.com")]), "wendy@woodgrovebank.com")
+        assert Trust.GUEST == result.trust and "home_tenant_unknown" in result.reasons
+        assert not {"home_evidence_agrees", "home_evidence_disagrees"} & set(result.reasons)
+
     @pytest.mark.parametrize("upn", ["#EXT#@contoso.onmicrosoft.com", "cameron#EXT#@contoso.onmicrosoft.com",
                                      "_fabrikam.com#EXT#@contoso.onmicrosoft.com",
                                      "cameron_#EXT#@contoso.onmicrosoft.com",
