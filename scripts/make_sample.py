@@ -47,6 +47,7 @@ TAILSPIN = "33333333-3333-4333-8333-333333333333"
 LITWARE = "44444444-4444-4444-8444-444444444444"
 NORTHWIND = "55555555-5555-4555-8555-555555555555"
 ADATUM = "66666666-6666-4666-8666-666666666666"
+WOODGROVE = "77777777-7777-4777-8777-777777777777"  # active in the MTO, but no domain of it in domains.json
 
 LOCAL_HOST = "contoso.onmicrosoft.com"  # where #EXT# UPNs live, and the issuer of every local UPN identity
 
@@ -62,6 +63,8 @@ DOMAINS = [
     ("northwindtraders.com", NORTHWIND, "Northwind"),
     ("adatum.com", ADATUM, "Adatum"),
 ]
+WOODGROVE_DOMAIN = "woodgrovebank.com"  # Woodgrove Bank's users' domain: deliberately not in DOMAINS
+LOOKALIKE_DOMAIN = "fabrikarn.com"  # "rn" for "m": a UTS-39 confusable of fabrikam.com
 
 # --- names -------------------------------------------------------------------------------------------------
 
@@ -163,17 +166,19 @@ class Generator:
         other_mails: list[str] | None = None,
         state: str = "Accepted",
         issuer: str = "ExternalAzureAD",
+        with_mail: bool = True,
     ) -> dict[str, Any]:
         """A B2B object: a CTS-synced member, an invited guest or an invited external member.
 
-        ``...`` for ``user_type`` or ``enabled`` leaves the field out.
+        ``...`` for ``user_type`` or ``enabled`` leaves the field out. ``with_mail=False`` makes the object the
+        admin-center "share users" flow syncs: ``mail`` null and no ``proxyAddresses``, only the ``#EXT#`` UPN.
         """
         mail = f"{alias}@{home}"
         upn_alias, upn_domain = upn_home or (alias, home)
         decoded = f"{upn_alias}@{upn_domain}"
         self.claim(mail, *([decoded] if decoded != mail else []))
         self.claim(*(m for m in (other_mails or []) if m != mail))
-        return external_object(
+        obj = external_object(
             self.new_id(),
             mail,
             host=LOCAL_HOST,
@@ -186,6 +191,9 @@ class Generator:
             external_state=state,
             issuer=issuer if state == "Accepted" else None,  # no federated identity until the invitation is redeemed
         )
+        if not with_mail:
+            obj.update(mail=None, proxyAddresses=[])
+        return obj
 
     # -- the directory --------------------------------------------------------------------------------------
 
@@ -314,6 +322,31 @@ class Generator:
         ids = [u["id"] for u in self.users]
         if len(set(ids)) != len(ids):
             raise AssertionError("duplicate generated id")
+
+    def report_cases(self) -> None:
+        """The objects the admin reports' audit needs (issue 16), drawn after :meth:`delta`.
+
+        Drawn last so that every earlier id and the delta page stay what they were before these were added.
+        """
+        synced = "cts_synced_member"
+        for alias, display in [("wendy", "Wendy Park"), ("wes", "Wes Carter")]:
+            self.add(synced, self.external(display, alias, WOODGROVE_DOMAIN), alias)
+        self.add(
+            "b2b_guest",
+            self.external(
+                "Fabrikam Billing",
+                "billing",
+                LOOKALIKE_DOMAIN,
+                user_type="Guest",
+                other_mails=[f"billing@{LOOKALIKE_DOMAIN}"],
+                issuer="mail",
+            ),
+            "billing",
+        )
+        for alias, display in [("max", "Max Brandt"), ("liv", "Liv Stone")]:
+            self.add(
+                "cts_synced_no_mail", self.external(display, alias, "fabrikam.com", with_mail=False), alias
+            )
 
     def delta(self) -> dict[str, Any]:
         """One ``GET /users/delta`` page (``Prefer: return=minimal``): updates carry only what changed."""
@@ -445,6 +478,7 @@ def build_files() -> dict[str, str]:
     gen = Generator()
     gen.build()
     delta = gen.delta()
+    gen.report_cases()
 
     def dump(obj: Any) -> str:
         return json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=True) + "\n"
@@ -536,6 +570,14 @@ def build_files() -> dict[str, str]:
                     added="2024-05-02T09:10:00Z",
                     joined="2024-05-03T10:00:00Z",
                 ),
+                member(
+                    WOODGROVE,
+                    "Woodgrove Bank",
+                    "member",
+                    "active",
+                    added="2024-07-01T09:00:00Z",
+                    joined="2024-07-01T15:20:00Z",
+                ),
             ],
         }
     )
@@ -575,6 +617,7 @@ def build_files() -> dict[str, str]:
                 partner(LITWARE, False),
                 partner(NORTHWIND, True),
                 partner(ADATUM, None),
+                partner(WOODGROVE, True),
             ],
         }
     )
@@ -604,8 +647,11 @@ def _readme(gen: Generator, demo: dict[str, Any], pages: int) -> str:
         "internal": "internal Contoso members (alias@contoso.com, some also @contoso.co.uk; a few disabled)",
         "internal_native_foreign": "native Contoso object carrying a foreign address in otherMails (Sam)",
         "shared_mailbox": "shared mailboxes (disabled users: sales, helpdesk, info, reception, payroll)",
-        "cts_synced_member": "CTS-synced external members from Fabrikam, Litware, Tailspin and Northwind",
-        "b2b_guest": "B2B guests from fabrikam.com, adatum.com and consumer domains",
+        "cts_synced_member": "CTS-synced external members from Fabrikam, Litware, Tailspin, Northwind and "
+        "Woodgrove Bank",
+        "cts_synced_no_mail": "CTS-synced Fabrikam members shared from the admin center: no `mail`, no "
+        "`proxyAddresses`",
+        "b2b_guest": f"B2B guests from fabrikam.com, adatum.com, consumer domains and the lookalike {LOOKALIKE_DOMAIN}",
         "external_member": "external members from Adatum (outside the MTO)",
     }
     rows = "\n".join(f"| {counts.get(k, 0)} | `{k}` | {text} |" for k, text in kinds.items())
@@ -617,12 +663,13 @@ def _readme(gen: Generator, demo: dict[str, Any], pages: int) -> str:
         ("`organization.json`", f"`GET /organization`: Contoso (`{CONTOSO}`), verified domains contoso.com "
          "(default), contoso.onmicrosoft.com (initial), contoso.co.uk"),
         ("`mto.json`", "`GET /tenantRelationships/multiTenantOrganization/tenants`: Contoso (owner, active), "
-         "Fabrikam (active), Litware (active), Tailspin (pending, transition running), Northwind (removed)"),
+         "Fabrikam (active), Litware (active), Tailspin (pending, transition running), Northwind (removed), "
+         "Woodgrove Bank (active)"),
         ("`domains.json`", "mtotrust's domain → tenant table: the domains above plus Adatum (adatum.com), "
-         "which is not in the MTO"),
+         f"which is not in the MTO; **no domain of Woodgrove Bank** ({WOODGROVE_DOMAIN} is not in it)"),
         ("`partners.json`", "`GET /policies/crossTenantAccessPolicy/partners`: isInMultiTenantOrganization "
-         "true for Fabrikam, Tailspin, Northwind; **false for Litware** (disagrees with mto.json); "
-         "null for Adatum"),
+         "true for Fabrikam, Tailspin, Northwind, Woodgrove Bank; **false for Litware** (disagrees with "
+         "mto.json); null for Adatum"),
         (f"`users/0001.json` … `users/{pages:04d}.json`",
          f"`GET /users?$select=…` pages of ≤ {PAGE_SIZE} users, ordered by id, "
          "`@odata.nextLink` on all but the last"),
@@ -636,9 +683,9 @@ def _readme(gen: Generator, demo: dict[str, Any], pages: int) -> str:
     return f"""# Sample MTO snapshot
 
 A small, **fictitious** multi-tenant organization (MTO) seen from the directory of its owner tenant, Contoso.
-Contoso, Fabrikam, Litware, Tailspin Toys, Northwind Traders and Adatum are Microsoft's fictitious example
-companies; every person, address and GUID here is made up. It is the snapshot `mtotrust demo` and
-`mtotrust check` use when no `--snapshot` is given, and a fixture for tests.
+Contoso, Fabrikam, Litware, Tailspin Toys, Northwind Traders, Adatum and Woodgrove Bank are Microsoft's
+fictitious example companies; every person, address and GUID here is made up. It is the snapshot
+`mtotrust demo` and `mtotrust check` use when no `--snapshot` is given, and a fixture for tests.
 
 Everything here is **generated** by `scripts/make_sample.py` (mtotrust's Graph shapes, seeded
 `random.Random({SEED})`). Do not edit these files by hand: change the generator and run
@@ -658,7 +705,8 @@ Two runs give byte-identical output (JSON with `indent=1`, sorted keys, ASCII es
 
 Tenant ids: Contoso `{CONTOSO}`, Fabrikam `{FABRIKAM}`,
 Tailspin `{TAILSPIN}`, Litware `{LITWARE}`,
-Northwind `{NORTHWIND}`, Adatum `{ADATUM}`.
+Northwind `{NORTHWIND}`, Adatum `{ADATUM}`,
+Woodgrove Bank `{WOODGROVE}`.
 
 ## Users ({len(gen.users)} objects, {disabled} with accountEnabled false)
 
@@ -679,6 +727,18 @@ dana@ (disabled), pat@ (Guest), kim@ (UPN says Litware), rui@ (no `accountEnable
 @fabrikam.com — lee@litware.com, tara@tailspintoys.com, nora@northwindtraders.com, ana@adatum.com
 (external member), and Sam, a native Contoso object `sam.native@contoso.com` whose `otherMails` is
 `["sam@fabrikam.com"]`.
+
+Objects for the admin reports' audit (issue 16; drawn after the delta page, so every other id is unchanged):
+
+- wendy@ and wes@{WOODGROVE_DOMAIN}: CTS-synced members from Woodgrove Bank, an active MTO tenant with no
+  domain in `domains.json`. Nothing ties {WOODGROVE_DOMAIN} to a tenant, so they resolve to `guest`
+  (`domain_unknown` … `home_tenant_unknown`): MTO membership cannot be shown until the domain is mapped.
+- billing@{LOOKALIKE_DOMAIN}: an invited email-code guest at a lookalike of fabrikam.com ("rn" for "m");
+  `untrusted` (`confusable_domain`).
+- max_fabrikam.com#EXT#@{LOCAL_HOST} and liv_fabrikam.com#EXT#@{LOCAL_HOST}:
+  CTS-synced Fabrikam members as the admin-center "share users" flow creates them, `mail` null and
+  `proxyAddresses` empty. They answer only to the address their `#EXT#` UPN decodes to, so
+  max@fabrikam.com and liv@fabrikam.com resolve to `mto_member`.
 
 ## Delta page
 
