@@ -569,10 +569,17 @@ class TrustEngine:
             **origin,  # what it was decided from: last, so the older keys keep their places
         }
 
-    @staticmethod
-    def explain(decision: Decision) -> str:
-        """Return a human explanation of any resolution or decision."""
-        return explain(decision)
+    def explain(self, decision: Decision) -> str:
+        """Return a human explanation of any resolution or decision (:func:`mtotrust.explain`).
+
+        The evidence comes from the engine's current snapshot and policy, where the decision was made from them
+        (the same ``snapshot_id`` and ``policy_fingerprint``); this is the text ``mtotrust explain`` prints.
+
+        .. versionchanged:: 0.2.0
+           Names tenants, the deciding policy key and, for a negative answer, the first failed check and its fix.
+        """
+        state = self._state
+        return explain(decision, state.snapshot, state.policy)
 
 
 class _Pinned(TrustEngine):
