@@ -375,7 +375,7 @@ class Snapshot:
 
     @classmethod
     def sample(cls) -> Snapshot:
-        """Return the bundled sample MTO (Contoso and four partner tenants, every kind of user)."""
+        """Return the bundled sample MTO (Contoso and its partner tenants, every kind of user)."""
         with importlib.resources.as_file(importlib.resources.files("mtotrust") / "sample") as folder:
             return cls._from_folder(folder, None)
 
