@@ -30,7 +30,7 @@ from mtotrust._policy import Policy
 from mtotrust._snapshot import Snapshot
 
 __all__ = ["CAPS", "FIXES", "REASONS", "Failure", "Step", "deciding_key", "explain", "explain_data", "failed_checks",
-           "first_failed", "matched_attributes"]
+           "first_failed", "matched_attributes", "printable"]
 
 REASONS: dict[str, str] = {
     # identity and domain
@@ -138,6 +138,18 @@ CAPS: dict[str, Trust] = {
 
 
 
+def printable(text: str) -> str:
+    r"""Return ``text`` with every unprintable character as its Python escape: ``\x1b``, ``\n``, ``\u202e``.
+
+    Controls, line breaks, bidi and other format characters, and lone surrogates are escaped, so a value from the
+    directory can neither move a terminal's cursor, recolour it, reverse the text around it, nor make the output
+    invalid UTF-8. The terminal reports and :func:`explain` show directory values through it.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def failed_checks(reasons: tuple[str, ...]) -> tuple[str, ...]:
     """Return the reasons that lowered trust (those in :data:`CAPS`), in order: what would change the answer."""
     return tuple(code for code in reasons if code in CAPS)
@@ -153,10 +165,11 @@ def _toml_key(name: str) -> str:
 def deciding_key(decision: Decision, policy: Policy) -> str | None:
     """Return the policy key that decided ``decision``, with its value as a policy file writes it.
 
-    A blocked identity was decided by ``overrides.block``; a stale snapshot's cap by ``snapshot.max_age``; else
-    the app's own key: ``mail.untagged_at`` (and ``mail.require_authentication`` when it capped the trust),
-    ``dlp.inside_at``, ``teams.<action>``, the label's entry for the trust level (or its absence). ``None`` for a
-    resolution the directory alone decided.
+    A negative answer for a blocked identity was decided by ``overrides.block``, one that a stale snapshot's cap
+    put below the trust the answer needs by ``snapshot.max_age``; else (a positive answer too) the app's own key:
+    ``mail.untagged_at`` (and ``mail.require_authentication`` when it capped the trust), ``dlp.inside_at``,
+    ``teams.<action>``, the label's entry for the trust level (or its absence). ``None`` for a resolution the
+    directory alone decided.
 
     .. versionadded:: 0.2.0
     """
@@ -164,9 +177,10 @@ def deciding_key(decision: Decision, policy: Policy) -> str | None:
         else tuple(r for recipient in decision.recipients for r in recipient.reasons)
     if not isinstance(decision, (Resolution, DlpDecision)):
         reasons = (*decision.resolution.reasons, *reasons)
-    if "blocked" in reasons:
+    need = _threshold(decision, policy) if _negative(decision) else None
+    if need is not None and "blocked" in reasons:  # a cap decides only a negative answer it put below the need
         return "overrides.block"
-    if "snapshot_stale" in reasons:
+    if need is not None and "snapshot_stale" in reasons and CAPS["snapshot_stale"] < need:
         return f"snapshot.max_age = {json.dumps(policy.snapshot.max_age)}"
     if isinstance(decision, Resolution):
         return None
@@ -620,33 +634,69 @@ def _threshold(decision: Decision, policy: Policy | None) -> Trust | None:
     return above[0] if above else None
 
 
-def _failures(decision: Decision, ctx: _Context) -> list[Failure]:
-    """Return every failed check that keeps a negative answer negative, in the order the checks ran."""
+def _grants(decision: Decision, policy: Policy | None, need: Trust | None) -> Callable[[Trust], bool]:
+    """Return whether a trust level would make a negative answer positive (for a label: grant it rights)."""
+    if isinstance(decision, LabelDecision) and policy is not None:
+        return lambda trust: bool(policy.label_rights(decision.label, trust))
+    return lambda trust: need is not None and trust >= need
+
+
+def _without(code: str, r: Resolution, app_caps: tuple[str, ...]) -> Trust:
+    """Return the trust ``r`` (and the app's own caps) would give if the check ``code`` had not failed."""
+    base = Trust.INTERNAL if "local_domain" in r.reasons else Trust.MTO_MEMBER
+    return min((CAPS[c] for c in (*r.reasons, *app_caps) if c in CAPS and c != code), default=base)
+
+
+def _failures(decision: Decision, ctx: _Context) -> tuple[list[Failure], bool]:
+    """Return every failed check that keeps a negative answer negative, and whether no one of them alone decides.
+
+    The first failure is the first identity check whose fix alone would make the answer positive, where one
+    exists; else (for a label: a cap whose removal reaches no level that grants rights is no first failure) the
+    first in the order the checks ran, with ``True``: several checks must change.
+    """
     if not _negative(decision):
-        return []
+        return [], False
     need = _threshold(decision, ctx.policy)
+    grants = _grants(decision, ctx.policy, need)
     chains: list[tuple[str, Resolution]]
+    app_caps: tuple[str, ...] = ()
     if isinstance(decision, Resolution):
         chains = [("", decision)]
     elif isinstance(decision, DlpDecision):
         chains = [(f"{_who(r)}, ", r) for r in decision.recipients]
     else:
         chains = [("", decision.resolution)]
+        app_caps = _own_reasons(decision)
     found: list[Failure] = []
+    alone: list[Failure] = []
     for prefix, r in chains:
         if need is None or r.trust >= need:
             continue  # the identity has the trust the answer needs: none of its checks is what failed
+        others_fine = all(o.trust >= need for _, o in chains if o is not r)
         for number, step in enumerate(_resolution_steps(r, ctx), 1):
             if step.code in CAPS and CAPS[step.code] < need:
-                found.append(Failure(step.code, f"{prefix}step {number}", step.detail or step.sentence,
-                                     FIXES[step.code]))
+                failure = Failure(step.code, f"{prefix}step {number}", step.detail or step.sentence,
+                                  FIXES[step.code])
+                found.append(failure)
+                if others_fine and grants(_without(step.code, r, app_caps)):
+                    alone.append(failure)
+    several = bool(found) and not alone
+    if several and isinstance(decision, LabelDecision):
+        found, several = [], False  # no fix of the identity reaches a level the label grants rights to
     if not isinstance(decision, Resolution):
         first = 1 if isinstance(decision, DlpDecision) else len(decision.resolution.reasons) + 1
         for number, step in enumerate(_app_steps(decision, ctx), first):
             if step.code in FIXES:
                 where = "the DLP check" if isinstance(decision, DlpDecision) else f"step {number}"
-                found.append(Failure(step.code, where, step.detail or step.sentence, FIXES[step.code]))
-    return found
+                fix = _LABEL_FIX_NO_HIGHER if step.code == "label_no_rights" and need is None else FIXES[step.code]
+                found.append(Failure(step.code, where, step.detail or step.sentence, fix))
+    if alone:
+        found.remove(alone[0])
+        found.insert(0, alone[0])
+    return found, several
+
+
+_LABEL_FIX_NO_HIGHER = "add the trust level to the label in the policy"  # no higher level grants rights either
 
 
 def first_failed(decision: Decision, snapshot: Snapshot | None = None, policy: Policy | None = None) -> Failure | None:
@@ -655,12 +705,13 @@ def first_failed(decision: Decision, snapshot: Snapshot | None = None, policy: P
     Negative: a resolution below ``mto_member``, a tagged message, ``NotInOrganization``, a denied Teams action, a
     label that grants no rights. A check of the identity counts only when it caps trust below what the answer
     needs (``mail.untagged_at``, ``dlp.inside_at``, the Teams action's minimum, the lowest level the label grants
-    rights to); without the policy, below ``mto_member``. ``snapshot`` and ``policy`` are used as in
-    :func:`explain`.
+    rights to); without the policy, below ``mto_member``. The first is one whose fix alone would make the answer
+    positive where one exists (for a label, a check of the identity whose removal reaches no level with rights is
+    never first). ``snapshot`` and ``policy`` are used as in :func:`explain`.
 
     .. versionadded:: 0.2.0
     """
-    found = _failures(decision, _context(decision, snapshot, policy))
+    found, _ = _failures(decision, _context(decision, snapshot, policy))
     return found[0] if found else None
 
 
@@ -710,11 +761,13 @@ def _outcome_lines(decision: Decision, ctx: _Context) -> list[str]:
     key = deciding_key(decision, ctx.policy) if ctx.policy is not None else None
     if key is not None:
         lines.append(f"Decided by: {key}")
-    found = _failures(decision, ctx)
+    found, several = _failures(decision, ctx)
     if found:
         first = found[0]
         lines += [f"The first check that failed ({first.where}, {first.code}): {first.text}.",
                   f"What would change it: {first.fix}."]
+        if several:
+            lines.append("No one of the failed checks alone changes the answer: several checks must change.")
         others = list(dict.fromkeys(f"{f.code}" if f.where.startswith("step") else f"{f.code} ({f.where})"
                                     for f in found[1:]))
         if others:
@@ -728,7 +781,8 @@ def explain(decision: Decision, snapshot: Snapshot | None = None, policy: Policy
     Each check is numbered in the order it ran, with its reason code, the catalogue sentence and, on the next
     line, the evidence it used: the attribute of the directory object that carries the address, the object id,
     the home tenant by name and id, its MTO state, the partner policy row, the app's policy key. A negative
-    answer ends with the first check that failed and what would change it (:data:`FIXES`).
+    answer ends with the first check that failed and what would change it (:data:`FIXES`). Every line is shown
+    through :func:`printable`: a directory value's control or bidi characters are escaped.
 
     ``snapshot`` and ``policy`` are the ones the decision was made from (:meth:`TrustEngine.explain
     <mtotrust.TrustEngine.explain>` passes the engine's): they name tenants, list the objects of an ambiguous
@@ -756,7 +810,7 @@ def explain(decision: Decision, snapshot: Snapshot | None = None, policy: Policy
         width = len(str(count + len(own)))
         body = [_decision_head(decision), _resolution_head(resolution, ctx),
                 *_numbered(_resolution_steps(resolution, ctx), 1, width), *_numbered(own, count + 1, width)]
-    return "\n".join([*body, *_outcome_lines(decision, ctx)])
+    return "\n".join(printable(line) for line in [*body, *_outcome_lines(decision, ctx)])
 
 
 def explain_data(decision: Decision, snapshot: Snapshot | None = None, policy: Policy | None = None
@@ -772,7 +826,7 @@ def explain_data(decision: Decision, snapshot: Snapshot | None = None, policy: P
     """
     ctx = _context(decision, snapshot, policy)
     steps = _resolution_steps(decision, ctx) if isinstance(decision, Resolution) else _app_steps(decision, ctx)
-    failed = _failures(decision, ctx)
+    failed, _ = _failures(decision, ctx)
     return {"steps": [step.to_dict() for step in steps],
             "decided_by": deciding_key(decision, ctx.policy) if ctx.policy is not None else None,
             "first_failed": failed[0].to_dict() if failed else None}

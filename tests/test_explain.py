@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -368,3 +369,66 @@ class TestCommand:
         code, out, err = run(capsys, "explain", *argv)
         assert (EXIT_USAGE, "", 1) == (code, out, len(err.splitlines()))
         assert says in err
+
+
+class TestReviewFixes:
+    """Regression tests of the issue-16 review (F3, F4, S2, F5)."""
+
+    OLD = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+
+    def _snap(self, **kwargs: Any) -> tuple[Any, Snapshot]:
+        sys.path.insert(0, str(ROOT / "tests"))
+        import strategies
+        return strategies, strategies.build([strategies.synced("u1", "ann@fabrikam.com")], **kwargs)
+
+    def test_positive_answer_names_the_apps_key(self) -> None:
+        """F3: a stale snapshot's cap does not decide a positive answer: the app's own key does."""
+        _, snap = self._snap(taken_at=self.OLD)
+        policy = Policy.from_data({"snapshot": {"max_age": "1s"}})
+        decision = TrustEngine(snap, policy).teams("ann@fabrikam.com", "chat")
+        assert decision.allowed
+        assert "Decided by: teams.chat" in TrustEngine(snap, policy).explain(decision)
+        tagged = TrustEngine(snap, policy).mail("ann@fabrikam.com", MailAuth(dmarc="pass", header_from="fabrikam.com"))
+        assert "Decided by: snapshot.max_age" in TrustEngine(snap, policy).explain(tagged)
+
+    def test_label_cap_whose_removal_grants_nothing(self) -> None:
+        """F4: a cap whose removal reaches a level without rights is not the first failure."""
+        _, snap = self._snap(taken_at=self.OLD)
+        policy = Policy.from_data({"snapshot": {"max_age": "1s"}, "labels": {"conf": {"guest": "Viewer"}}})
+        decision = TrustEngine(snap, policy).label_rights("ann@fabrikam.com", "conf")
+        failure = first_failed(decision, snap, policy)
+        assert failure is not None and "label_no_rights" == failure.code
+
+    def test_no_or_higher_trust_when_no_higher_level_grants(self) -> None:
+        """F4: the label fix drops "or higher trust" when no higher level grants rights."""
+        _, snap = self._snap()
+        policy = Policy.from_data({"labels": {"conf": {"guest": "Viewer"}}})
+        decision = TrustEngine(snap, policy).label_rights("ann@fabrikam.com", "conf")
+        failure = first_failed(decision, snap, policy)
+        assert failure is not None and "label_no_rights" == failure.code and "higher trust" not in failure.fix
+
+    def test_first_failure_is_one_that_alone_changes_it(self) -> None:
+        """S2: dana with Litware's tenant id: Teams chat names the mismatch; the resolution needs several fixes."""
+        litware = next(t.tenant_id for t in SNAP.tenants.values() if t.display_name == "Litware")
+        identity = Identity("dana@fabrikam.com", litware)
+        chat = ENGINE.teams(identity, "chat")
+        failure = first_failed(chat, SNAP, POLICY)
+        assert failure is not None and "tenant_id_mismatch" == failure.code
+        text = ENGINE.explain(ENGINE.resolve(identity))
+        assert "several checks must change" in text
+        assert "several checks must change" not in ENGINE.explain(chat)
+
+    def test_directory_values_are_escaped(self) -> None:
+        """F5: a tenant name's control and bidi characters are escaped in explain's text."""
+        strategies, _ = self._snap()
+        rows = strategies.mto()
+        for row in rows["value"]:
+            if row["tenantId"] == strategies.ACTIVE:
+                row["displayName"] = "Fab\x1b[2J\u202erikam\nX"
+        snap = Snapshot.from_documents(organization=strategies.organization(), mto=rows,
+                                       domains=strategies.domains(),
+                                       users=[{"value": [strategies.synced("u1", "ann@fabrikam.com")]}])
+        engine = TrustEngine(snap, Policy.default())
+        text = engine.explain(engine.resolve("ann@fabrikam.com"))
+        assert "Fab\\x1b[2J\\u202erikam\\nX" in text
+        assert "\x1b" not in text and "\u202e" not in text

@@ -31,6 +31,7 @@ from strategies import (
 from strategies import partners as partner_rows
 
 from mtotrust import TEAMS_ACTIONS, MailAuth, Policy, Snapshot, TrustEngine, reports
+from mtotrust._resolve import _upn_home
 from mtotrust.cli import main
 from mtotrust.cli._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 
@@ -185,8 +186,10 @@ class TestInventory:
             resolution = engine.resolve(row["address"])
             user = SAMPLE.users[row["user_id"]]
             assert user in SAMPLE.lookup(row["address"])
-            assert (resolution.trust.value, list(resolution.reasons), resolution.home_tenant_id) == (
-                row["trust"], row["reasons"], row["source_tenant_id"])
+            assert (resolution.trust.value, list(resolution.reasons)) == (row["trust"], row["reasons"])
+            # the address's home; for a domain no tenant maps, the #EXT# name's or another address's (object_home)
+            if resolution.home_tenant_id is not None or _upn_home(SAMPLE, user):
+                assert row["source_tenant_id"] == (resolution.home_tenant_id or _upn_home(SAMPLE, user))
             tenant = SAMPLE.tenants.get(row["source_tenant_id"] or "")
             assert (tenant.display_name if tenant else None, tenant.state if tenant else None) == (
                 row["source_tenant_name"], row["tenant_state"])
@@ -408,10 +411,10 @@ class TestCommands:
 
     @pytest.mark.parametrize(("fail_on", "store", "code"), [
         (None, False, EXIT_OK), ("high", False, EXIT_PROBLEMS), ("low", False, EXIT_PROBLEMS),
-        ("low", True, EXIT_OK), ("medium", True, EXIT_OK), ("info", True, EXIT_PROBLEMS),
+        ("low", True, EXIT_OK), ("medium", True, EXIT_OK), ("info", True, EXIT_OK),
     ])
     def test_fail_on(self, capsys, clean_store, fail_on, store, code):
-        """--fail-on exits 1 when a finding is at or above the severity (mto_size is always there, as info)."""
+        """--fail-on exits 1 when a finding is at or above the severity; an under-limit mto_size never counts."""
         argv = ["audit", *(["--snapshot", clean_store] if store else []), *(["--fail-on", fail_on] if fail_on else [])]
         assert code == run(capsys, *argv)[0]
 
@@ -496,3 +499,88 @@ def test_deterministic_across_processes(tmp_path):
                for seed in ("1", "2")]
     assert outputs[0] == outputs[1]
     assert len(runs) == len(outputs[0].splitlines())
+
+
+class TestReviewFixes:
+    """Regression tests of the issue-16 review (F1, F2, F6, F9, F10, F12, S3)."""
+
+    def test_removed_tenant_user_at_unmapped_domain(self):
+        """F1: a domain no tenant maps falls back to the home the object's #EXT# name decodes to."""
+        from strategies import HOST
+
+        from mtotrust._builder import ext_upn
+        snap = build([synced("u1", "nora@nwsub.com", userPrincipalName=ext_upn("nora@northwindtraders.com", HOST))])
+        kinds = [f["kind"] for f in reports.audit(snap, DEFAULT)["findings"]]
+        assert "synced_from_removed_tenant" in kinds
+        [row] = reports.inventory(snap, DEFAULT)["rows"]
+        assert (REMOVED, "removed") == (row["source_tenant_id"], row["tenant_state"])
+
+    def test_another_address_names_no_home(self):
+        """Without #EXT# evidence, an otherMails address at a partner's domain does not make the object that
+        partner's (anyone's otherMails may hold it): the home stays unknown, as the resolver has it."""
+        snap = build([synced("u1", "nora@nwsub.com", userPrincipalName="nora@nwsub.com",
+                             otherMails=["nora@northwindtraders.com"])])
+        [row] = reports.inventory(snap, DEFAULT)["rows"]
+        assert None is row["source_tenant_id"]
+        assert "synced_from_removed_tenant" not in {f["kind"] for f in reports.audit(snap, DEFAULT)["findings"]}
+
+    def test_mto_size_without_states(self):
+        """F2: mto.json read without states: every listed tenant counts, the example and fix say so."""
+        from strategies import STATES
+        snap = build(states=dict.fromkeys(STATES))
+        [size] = [f for f in reports.audit(snap, DEFAULT)["findings"] if f["kind"] == "mto_size"]
+        assert size["count"] == len(STATES)
+        assert [{"tenants_listed": len(STATES), "states_unknown": len(STATES)}] == size["examples"]
+        assert "unknown" in size["fix"]
+
+    def test_claimed_twice_ids_are_bounded(self):
+        """S3: an address seven objects claim lists five ids and the count."""
+        snap = build([native(f"n{i}", "x@contoso.com") for i in range(7)])
+        [claimed] = [f for f in reports.audit(snap, DEFAULT)["findings"] if f["kind"] == "address_claimed_twice"]
+        [example] = claimed["examples"]
+        assert (5, 7) == (len(example["user_ids"]), example["user_count"])
+
+    def test_lone_surrogate_and_bidi_are_escaped(self):
+        """F6/F7/F9: a lone surrogate or a bidi control shows as an escape in text, HTML and CSV."""
+        rows = mto()
+        for row in rows["value"]:
+            if row["tenantId"] == REMOVED:
+                row["displayName"] = "Nor\ud800th\u202e"
+        snap = Snapshot.from_documents(organization=organization(), mto=rows, domains=domains(),
+                                       users=[{"value": [synced("u1", "nora@northwindtraders.com")]}])
+        for kind in ("audit", "inventory"):
+            report = reports.audit(snap, DEFAULT) if kind == "audit" else reports.inventory(snap, DEFAULT)
+            for shown in (reports.text(kind, report), reports.html(kind, report)):
+                shown.encode("utf-8")
+                assert "Nor\\ud800th\\u202e" in shown and "\u202e" not in shown
+        reports.csv_rows(reports.inventory(snap, DEFAULT)).encode("utf-8")
+        diff = reports.diff(snap, Policy.classic(), DEFAULT, a_name="a\x1b[31m\u202e", b_name="b")
+        assert reports.text("diff", diff).splitlines()[0].startswith("mtotrust diff a\\x1b[31m\\u202e -> b:")
+        assert "\u202e" not in reports.html("diff", diff)
+
+    def test_html_surrogate_cli_exits_0(self, capsys, tmp_path):
+        """F6: the page of a directory with a lone surrogate is written (valid UTF-8), exit 0."""
+        rows = mto()
+        for row in rows["value"]:
+            if row["tenantId"] == REMOVED:
+                row["displayName"] = "Bad\ud800"
+        folder = tmp_path / "snap"
+        folder.mkdir()
+        for name, body in (("organization.json", organization()), ("mto.json", rows), ("domains.json", domains())):
+            (folder / name).write_text(json.dumps(body), encoding="utf-8")
+        (folder / "users").mkdir()
+        (folder / "users" / "0001.json").write_text(json.dumps({"value": [synced("u1", "a@northwindtraders.com")]}))
+        page = tmp_path / "audit.html"
+        assert EXIT_OK == run(capsys, "audit", "--snapshot", str(folder), "--html", str(page))[0]
+        assert "Bad\\ud800" in page.read_bytes().decode("utf-8")
+
+    @pytest.mark.parametrize(("target", "says"), [("", "needs a file name"), ("{tmp}/no/such/x.html", "no folder"),
+                                                  ("{tmp}", "it is a folder")])
+    def test_html_target_checked_first(self, capsys, tmp_path, target, says):
+        """F12: an empty --html, or one whose folder does not exist, is a usage error."""
+        code, _, err = run(capsys, "audit", "--html", target.format(tmp=tmp_path))
+        assert EXIT_USAGE == code and says in err
+
+    def test_fail_on_info_counts_real_info_findings(self, capsys):
+        """F10: --fail-on info still fails on a real info finding (domain_outside_mto), not on mto_size."""
+        assert EXIT_PROBLEMS == run(capsys, "audit", "--fail-on", "info")[0]  # the sample has info findings

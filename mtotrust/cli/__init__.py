@@ -167,7 +167,8 @@ def _report_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
                            "--fail-on when a finding is at or above that severity.")
     _report_options(audit)
     audit.add_argument("--fail-on", choices=("info", "low", "medium", "high"), metavar="SEVERITY",
-                       help="exit 1 when a finding is at or above SEVERITY (info, low, medium, high)")
+                       help="exit 1 when a finding is at or above SEVERITY (info, low, medium, high); the MTO's "
+                       "size within the limit is a figure, not a finding to fail on")
     audit.set_defaults(run=_run_report, report="audit")
 
     inventory = sub.add_parser("inventory", help="list every account synced from another tenant, with its source "

@@ -2,8 +2,9 @@
 
 Each prints its report as text by default, or ``--json`` (keys in the report's order, so the same input gives the
 same bytes), or for ``inventory`` ``--csv``; ``--html FILE`` also writes the report as one self-contained page,
-atomically (a reader sees the old file or the new one). ``audit --fail-on SEVERITY`` exits 1 when a finding is at
-or above that severity.
+atomically (a reader sees the old file or the new one), after checking, before the report is built, that its folder
+is writable. ``audit --fail-on SEVERITY`` exits 1 when a finding is at or above that severity; ``mto_size`` under
+the limit (``info``) is a figure, not a problem, and never counts (``--fail-on info`` passes on a clean directory).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     kind: str = args.report
     if kind == "inventory" and args.csv and args.json:
         raise UsageError("mtotrust inventory: --csv and --json do not go together: choose one")
+    if args.html is not None:
+        _check_target(args.html, kind)
     # The policies first: a bad one is then the only line on stderr, not one after the bundled-sample notice.
     report: dict[str, Any]
     if kind == "diff":
@@ -51,9 +54,28 @@ def run(args: argparse.Namespace) -> int:
         output(reports.text(kind, report))
     if kind == "audit" and args.fail_on is not None:
         floor = reports.SEVERITIES.index(args.fail_on)
-        if any(reports.SEVERITIES.index(f["severity"]) >= floor for f in report["findings"]):
+        # An mto_size under the limit (info) is a figure, not a problem: it never fails the run.
+        problems = [f for f in report["findings"] if not (f["kind"] == "mto_size" and f["severity"] == "info")]
+        if any(reports.SEVERITIES.index(f["severity"]) >= floor for f in problems):
             return EXIT_PROBLEMS
     return EXIT_OK
+
+
+def _check_target(path: str, command: str) -> None:
+    """Fail early, before the report is built, when ``--html`` names nothing or a file that cannot be written.
+
+    Raises:
+        UsageError: ``path`` is empty or a folder, or its folder does not exist or is not writable.
+    """
+    if not path:
+        raise UsageError(f"mtotrust {command}: --html needs a file name (got an empty one)")
+    target = Path(os.path.realpath(path))
+    if target.is_dir():
+        raise UsageError(f"mtotrust {command}: cannot write --html {path!r}: it is a folder")
+    if not target.parent.is_dir():
+        raise UsageError(f"mtotrust {command}: cannot write --html {path!r}: no folder {str(target.parent)!r}")
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise UsageError(f"mtotrust {command}: cannot write --html {path!r}: the folder is not writable")
 
 
 def _named(name: str, which: str) -> Policy:

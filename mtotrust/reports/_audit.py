@@ -11,9 +11,8 @@ from typing import Any
 
 from mtotrust._model import DirectoryUser, Tenant
 from mtotrust._policy import Policy
-from mtotrust._resolve import home_tenant
 from mtotrust._snapshot import Snapshot
-from mtotrust.reports._inventory import object_addresses, primary_address, tenant_name
+from mtotrust.reports._inventory import object_addresses, object_home, primary_address, tenant_name
 
 __all__ = ["FINDINGS", "MTO_LIMIT", "MTO_LIMIT_SOURCE", "SEVERITIES", "audit"]
 
@@ -73,14 +72,14 @@ _MTO_SIZE_OVER = (f"Remove tenants or ask Microsoft support to raise the limit: 
 def audit(snapshot: Snapshot, policy: Policy) -> dict[str, Any]:
     """Return the audit report of ``snapshot``: every finding of :data:`FINDINGS` whose count is not 0.
 
-    What each kind counts (an object's home tenant is the one its report address maps to; see
-    :func:`~mtotrust.reports._inventory.primary_address`):
+    What each kind counts (an object's home tenant is the one its report address maps to, else the one its
+    ``#EXT#`` name or another of its addresses names; see :func:`~mtotrust.reports._inventory.object_home`):
 
     - ``synced_from_removed_tenant``, ``synced_from_pending_tenant``: external objects whose home tenant is in
       ``mto.json`` in state ``removed`` (``pending``);
     - ``mto_user_typed_guest``: external objects of an ``active`` MTO tenant with ``userType`` Guest;
     - ``address_claimed_twice``: addresses the index maps to several objects (counted per address; its example
-      lists every object's id as ``user_ids``);
+      lists the first five objects' ids as ``user_ids`` and how many objects carry it as ``user_count``);
     - ``native_object_with_partner_domain``: Member-typed objects that are not external and carry an address at
       a domain of another tenant (``domains.json``);
     - ``mto_tenant_without_domain``: MTO tenants other than the local one that no domain maps to;
@@ -90,7 +89,9 @@ def audit(snapshot: Snapshot, policy: Policy) -> dict[str, Any]:
     - ``partner_policy_disagrees``: tenants whose partner policy says ``isInMultiTenantOrganization`` false while
       they are active, or true while they are removed or not in the MTO (a pending tenant is not judged);
     - ``external_without_mail``: external objects without ``mail``;
-    - ``mto_size``: the active tenants of ``mto.json`` (always reported; ``high`` above :data:`MTO_LIMIT`).
+    - ``mto_size``: the active tenants of ``mto.json`` (always reported; ``high`` above :data:`MTO_LIMIT`);
+      when ``mto.json`` was read without states, a tenant of unknown state counts as active, and the example
+      (``tenants_listed``, ``states_unknown``) and the fix say so.
 
     Each finding is ``{"kind", "severity", "count", "examples", "fix"}``, with at most five examples in sorted
     order (objects by address and id, tenants by name and id, domains by name). Findings come by severity,
@@ -102,7 +103,8 @@ def audit(snapshot: Snapshot, policy: Policy) -> dict[str, Any]:
     for user in snapshot.users.values():
         held = addresses.get(user.id, [])
         if snapshot.is_external(user):
-            _external(snapshot, user, primary_address(user, held), found)
+            address = primary_address(user, held)
+            _external(snapshot, user, address, object_home(snapshot, user, address), found)
         elif user.user_type == "Member":
             foreign = next((a for a in held if _other_tenant(snapshot, a) is not None), None)
             if foreign is not None:
@@ -119,20 +121,32 @@ def audit(snapshot: Snapshot, policy: Policy) -> dict[str, Any]:
                                    for domain, tenant_id in snapshot.domain_tenants.items()
                                    if tenant_id != local and tenant_id not in snapshot.tenants]
     found["partner_policy_disagrees"] = _partner_disagreements(snapshot)
-    active = sum(1 for t in snapshot.tenants.values() if t.state == "active")
     findings = [_finding(kind, items) for kind, items in found.items() if items and kind != "mto_size"]
-    over = active > MTO_LIMIT
-    findings.append({"kind": "mto_size", "severity": "high" if over else "info", "count": active, "examples": [],
-                     "fix": _MTO_SIZE_OVER if over else FINDINGS["mto_size"][1]})
+    findings.append(_mto_size(snapshot))
     order = list(FINDINGS)
     findings.sort(key=lambda f: (-SEVERITIES.index(f["severity"]), order.index(f["kind"])))
     return {"snapshot_id": snapshot.id, "policy_fingerprint": policy.fingerprint, "findings": findings}
 
 
-def _external(snapshot: Snapshot, user: DirectoryUser, address: str | None,
+def _mto_size(snapshot: Snapshot) -> dict[str, Any]:
+    """Return the ``mto_size`` finding: active tenants, or each tenant listed when mto.json has no states."""
+    tenants = list(snapshot.tenants.values())
+    unknown = sum(1 for t in tenants if t.state is None)
+    count = sum(1 for t in tenants if t.state in ("active", None))
+    over = count > MTO_LIMIT
+    fix = _MTO_SIZE_OVER if over else FINDINGS["mto_size"][1]
+    examples: list[dict[str, Any]] = []
+    if unknown:
+        fix = (f"{fix} The states of {unknown} tenants are unknown (mto.json was read without them): they are "
+               "counted as active; read mto.json with full permission to count only the active ones.")
+        examples = [{"tenants_listed": len(tenants), "states_unknown": unknown}]
+    return {"kind": "mto_size", "severity": "high" if over else "info", "count": count, "examples": examples,
+            "fix": fix}
+
+
+def _external(snapshot: Snapshot, user: DirectoryUser, address: str | None, home: str | None,
               found: dict[str, list[dict[str, Any]]]) -> None:
-    """File an external object under each kind it falls in."""
-    home = home_tenant(snapshot, address.rpartition("@")[2]) if address is not None else None
+    """File an external object, named by ``address``, at home in tenant ``home``, under each kind it falls in."""
     tenant = snapshot.tenants.get(home) if home is not None and home != snapshot.tenant_id else None
     example = {"user_id": user.id, "address": address}
     if tenant is not None:
@@ -162,7 +176,8 @@ def _claimed_twice(snapshot: Snapshot) -> list[dict[str, Any]]:
     for address in snapshot.addresses():
         users = snapshot.lookup(address)
         if len(users) > 1:
-            found.append({"user_id": users[0].id, "address": address, "user_ids": [u.id for u in users]})
+            found.append({"user_id": users[0].id, "address": address,
+                          "user_ids": [u.id for u in users[:_EXAMPLES]], "user_count": len(users)})
     return found
 
 

@@ -1,11 +1,13 @@
-"""The self-contained HTML page of the audit, inventory and diff reports: :func:`html`.
+r"""The self-contained HTML page of the audit, inventory and diff reports: :func:`html`.
 
 One file that fetches nothing: inline CSS, charts as inline SVG, and one small inline script that sorts a table
 when a header is clicked (or when the address ends in ``#sort=TABLE.COLUMN`` or ``#sort=TABLE.COLUMN:descending``,
 which is how a bookmark or a test asks for an order). A Content-Security-Policy meta element allows that script
 and that style sheet by their hashes and nothing else, so even markup that slipped through would neither run nor
 load anything. Every value the report carries is escaped with :func:`html.escape` (identities and tenant names
-come from the directory). The page is a function of the report alone: the same report gives the same bytes.
+come from the directory), its unprintable characters (controls, bidi controls, lone surrogates) shown as escapes
+such as ``\u202e``, so the page is valid UTF-8 and no value reverses the text around it. The page is a
+function of the report alone: the same report gives the same bytes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from html import escape
 from typing import Any, NamedTuple
 
+from mtotrust._explain import printable
 from mtotrust._model import Trust
 from mtotrust.reports._audit import SEVERITIES
 
@@ -214,7 +217,7 @@ def _inventory(report: Mapping[str, Any]) -> _Page:
     tenants: dict[str, tuple[str, str]] = {}  # tenant id ("" for none) -> its label and its MTO state ("" for none)
     for r in rows:
         tenant_id = r["source_tenant_id"] or ""
-        tenants.setdefault(tenant_id, (r["source_tenant_name"] or tenant_id or "(no home tenant)",
+        tenants.setdefault(tenant_id, (_text(r["source_tenant_name"]) or tenant_id or "(no home tenant)",
                                        r["tenant_state"] or ""))
     per_tenant = Counter(r["source_tenant_id"] or "" for r in rows)
     order = sorted(per_tenant, key=lambda t: (-per_tenant[t], tenants[t][0], t))
@@ -250,8 +253,8 @@ def _diff(report: Mapping[str, Any]) -> _Page:
     names = list(apps)  # in the report's order (mtotrust.reports.APPS)
     summary = [
         ("Snapshot", _code(report["snapshot_id"])),
-        ("Policy A", f"{escape(str(a['name']))} {_code(a['policy_fingerprint'])}"),
-        ("Policy B", f"{escape(str(b['name']))} {_code(b['policy_fingerprint'])}"),
+        ("Policy A", f"{escape(_text(a['name']))} {_code(a['policy_fingerprint'])}"),
+        ("Policy B", f"{escape(_text(b['name']))} {_code(b['policy_fingerprint'])}"),
         ("Identities compared", escape(str(report["identities"]))),
         ("Changed decisions", escape(_counts((app, int(apps[app]["changed"])) for app in names))),
         ("Mail decided as if", _code(report["mail_assumes"])),
@@ -266,11 +269,11 @@ def _diff(report: Mapping[str, Any]) -> _Page:
                      width=_SMALL, top=top) for app in names]
     table = _table("changes", "Examples (up to 5 per app and direction)", [
         _Column("app", "App"), _Column("direction", "Direction"), _Column("address", "Address"),
-        _Column("user_id", "User id", "id"), _Column("a", f"Under A ({a['name']})"),
-        _Column("b", f"Under B ({b['name']})"),
+        _Column("user_id", "User id", "id"), _Column("a", f"Under A ({_text(a['name'])})"),
+        _Column("b", f"Under B ({_text(b['name'])})"),
     ], [[_Cell(app), _Cell(direction), _Cell(e["address"]), _Cell(e["user_id"]), _Cell(e["a"]), _Cell(e["b"])]
         for app in names for direction, kept in apps[app]["examples"].items() for e in kept])
-    title = f"mtotrust diff: {a['name']} \u2192 {b['name']}"
+    title = f"mtotrust diff: {_text(a['name'])} \u2192 {_text(b['name'])}"
     return title, summary, _charts(charts, note=note) + _section("Examples", table)
 
 
@@ -280,14 +283,18 @@ _PAGES: dict[str, Callable[[Mapping[str, Any]], _Page]] = {"audit": _audit, "inv
 # -- pieces ------------------------------------------------------------------------------------------------------
 
 def _text(value: Any) -> str:
-    """Return a report value as text: nothing for None, yes/no for a bool, a list joined with commas."""
+    r"""Return a report value as text: nothing for None, yes/no for a bool, a list joined with commas.
+
+    Unprintable characters are escaped (:func:`~mtotrust._explain.printable`): a bidi control in a display name
+    shows as ``\u202e`` instead of reversing the text after it, and a lone surrogate as ``\ud800``.
+    """
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(_text(v) for v in value)
-    return str(value)
+    return printable(str(value))
 
 
 def _code(value: Any) -> str:

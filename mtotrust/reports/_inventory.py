@@ -15,10 +15,10 @@ from mtotrust._engine import TrustEngine
 from mtotrust._errors import IdentityError
 from mtotrust._model import DirectoryUser
 from mtotrust._policy import Policy
-from mtotrust._resolve import parse_identity
+from mtotrust._resolve import _upn_home, home_tenant, parse_identity
 from mtotrust._snapshot import Snapshot
 
-__all__ = ["ROW_KEYS", "csv_rows", "inventory", "object_addresses", "primary_address", "tenant_name"]
+__all__ = ["ROW_KEYS", "csv_rows", "inventory", "object_addresses", "object_home", "primary_address", "tenant_name"]
 
 ROW_KEYS = ("user_id", "address", "source_tenant_id", "source_tenant_name", "tenant_state", "partner_in_mto",
             "trust", "reasons")
@@ -57,6 +57,21 @@ def primary_address(user: DirectoryUser, addresses: Sequence[str]) -> str | None
     return addresses[0] if addresses else None
 
 
+def object_home(snapshot: Snapshot, user: DirectoryUser, address: str | None) -> str | None:
+    """Return the home tenant of ``user``, named in a report by ``address`` (:func:`primary_address`).
+
+    The tenant ``address``'s domain maps to; when it maps to none (a subdomain, a domain the tenant took away
+    when it left), the home its ``#EXT#`` user principal name decodes to (as the resolution's home evidence reads
+    it; Entra writes that name, where ``otherMails`` may hold any address); else ``None``. The object's other
+    addresses are not read: an address proves no home.
+    """
+    home = home_tenant(snapshot, address.rpartition("@")[2]) if address is not None else None
+    if home is not None:
+        return home
+    upn = _upn_home(snapshot, user)
+    return upn if isinstance(upn, str) else None
+
+
 def tenant_name(snapshot: Snapshot, tenant_id: str | None) -> str | None:
     """Return a tenant's display name: the MTO's (``mto.json``), the local tenant's own, else ``None``."""
     if tenant_id is None:
@@ -73,12 +88,12 @@ def inventory(snapshot: Snapshot, policy: Policy) -> dict[str, Any]:
     A row's ``address`` is the object's primary mail, or the first address the index holds for it when its
     ``mail`` is missing or not indexed (:func:`primary_address`); ``trust`` and ``reasons`` are what
     :meth:`TrustEngine.resolve` answers for that address under ``policy`` (an ambiguous address is ``untrusted``
-    for each object that carries it), and ``source_tenant_id`` the home tenant the resolution gives it (the
-    tenant its domain maps to). ``source_tenant_name`` is that tenant's display name in ``mto.json`` (``None``
-    for a tenant outside the MTO: ``domains.json`` names none), ``tenant_state`` its MTO state (``None`` outside
-    the MTO), ``partner_in_mto`` its partner policy's ``isInMultiTenantOrganization`` (``None``: no row, or
-    unset). An object the index holds under no address has ``address``, ``trust`` and the tenant fields ``None``
-    and no reasons.
+    for each object that carries it), and ``source_tenant_id`` the object's home tenant (:func:`object_home`:
+    the tenant its domain maps to, else the one its ``#EXT#`` name or another of its addresses names).
+    ``source_tenant_name`` is that tenant's display name in ``mto.json`` (``None`` for a tenant outside the MTO:
+    ``domains.json`` names none), ``tenant_state`` its MTO state (``None`` outside the MTO), ``partner_in_mto``
+    its partner policy's ``isInMultiTenantOrganization`` (``None``: no row, or unset). An object the index holds
+    under no address has ``address``, ``trust`` and the tenant fields ``None`` and no reasons.
 
     Rows are sorted by source tenant name, address and user id (a missing name or address sorts last).
     """
@@ -88,9 +103,10 @@ def inventory(snapshot: Snapshot, policy: Policy) -> dict[str, Any]:
     for user in snapshot.users.values():
         if not snapshot.is_external(user):
             continue
-        address = primary_address(user, addresses.get(user.id, ()))
+        held = addresses.get(user.id, [])
+        address = primary_address(user, held)
         resolution = engine.resolve(address) if address is not None else None
-        home = resolution.home_tenant_id if resolution is not None else None
+        home = object_home(snapshot, user, address)
         tenant = snapshot.tenants.get(home) if home is not None else None
         rows.append({
             "user_id": user.id,
@@ -116,7 +132,8 @@ def csv_rows(report: Mapping[str, Any]) -> str:
 
     Written by the :mod:`csv` module (lines end in ``\n``); ``reasons`` are joined by spaces, ``partner_in_mto``
     is ``true``, ``false`` or empty, and a missing value is empty. Values are written as the directory holds them
-    (a spreadsheet may read one that starts with ``=`` as a formula: import the file as text).
+    (a spreadsheet may read one that starts with ``=`` as a formula: import the file as text), but a lone
+    surrogate, which is no UTF-8, is written as its escape ``\\ud800``.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -131,6 +148,5 @@ def _csv_value(value: object) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, list):
-        return " ".join(value)
-    return str(value)
+    text = " ".join(value) if isinstance(value, list) else str(value)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

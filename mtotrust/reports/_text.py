@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mtotrust._explain import failed_checks
+from mtotrust._explain import failed_checks, printable
 from mtotrust._model import Trust
 
 __all__ = ["text"]
@@ -47,9 +47,7 @@ def _cell(value: object) -> str:
         shown = ", ".join(str(v) for v in value) or "-"
     else:
         shown = str(value)
-    if shown.isprintable():
-        return shown
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in shown)
+    return printable(shown)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]], *, right: Sequence[int] = (),
@@ -108,7 +106,7 @@ def _inventory(report: Mapping[str, Any]) -> str:
 
 def _diff(report: Mapping[str, Any]) -> str:
     a, b = report["a"], report["b"]
-    lines = [f"mtotrust diff {a['name']} -> {b['name']}: snapshot {report['snapshot_id']}, policies "
+    lines = [f"mtotrust diff {_cell(a['name'])} -> {_cell(b['name'])}: snapshot {report['snapshot_id']}, policies "
              f"{a['policy_fingerprint']} -> {b['policy_fingerprint']}"]
     lines += _wrap(f"{report['identities']} identities (every address the directory indexes); mail is decided as "
                    f"if authenticated ({report['mail_assumes']} for the sender's domain). raised: {b['name']} grants "
