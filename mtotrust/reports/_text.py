@@ -13,6 +13,7 @@ from typing import Any
 
 from mtotrust._explain import failed_checks, printable
 from mtotrust._model import Trust
+from mtotrust.reports._audit import MTO_LIMIT
 
 __all__ = ["text"]
 
@@ -73,11 +74,12 @@ def _audit(report: Mapping[str, Any]) -> str:
     lines = [f"mtotrust audit: snapshot {report['snapshot_id']}, policy {report['policy_fingerprint']}"]
     by_severity = Counter(f["severity"] for f in findings)
     summary = ", ".join(f"{by_severity[s]} {s}" for s in ("high", "medium", "low", "info") if by_severity[s])
-    lines += [f"{len(findings)} findings: {summary}", ""]
+    lines += [f"{len(findings)} finding{'' if len(findings) == 1 else 's'}: {summary}", ""]
     lines += _table(("SEVERITY", "FINDING", "COUNT"), [(f["severity"], f["kind"], f["count"]) for f in findings],
                     right=(2,))
     for finding in findings:
-        lines += ["", f"[{finding['severity']}] {finding['kind']}: {finding['count']}"]
+        of = f" of the {MTO_LIMIT} active tenants an MTO may have" if finding["kind"] == "mto_size" else ""
+        lines += ["", f"[{finding['severity']}] {finding['kind']}: {finding['count']}{of}"]
         lines += _wrap(f"fix: {finding['fix']}", _INDENT)
         examples = finding["examples"]
         if examples:
