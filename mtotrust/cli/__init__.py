@@ -17,8 +17,9 @@ under ``LC_ALL=C`` a non-ASCII identity is the same identity as under a UTF-8 lo
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn, Protocol
 
 from mtotrust._version import __version__
@@ -43,54 +44,14 @@ class _Parser(argparse.ArgumentParser):
             (file or sys.stderr).write(message)
 
 
-# The sub-commands, imported when they run (never for --help).
+def _command(module: str) -> Callable[[argparse.Namespace], int]:
+    """Return what runs a sub-command: ``mtotrust.cli.<module>`` is imported when it runs (never for ``--help``)."""
 
-def _run_demo(args: argparse.Namespace) -> int:
-    from mtotrust.cli import demo
+    def run(args: argparse.Namespace) -> int:
+        code: int = importlib.import_module(f"mtotrust.cli.{module}").run(args)
+        return code
 
-    return demo.run(args)
-
-
-def _run_check(args: argparse.Namespace) -> int:
-    from mtotrust.cli import check
-
-    return check.run(args)
-
-
-def _run_lint(args: argparse.Namespace) -> int:
-    from mtotrust.cli import lint
-
-    return lint.run(args)
-
-
-def _run_sync(args: argparse.Namespace) -> int:
-    from mtotrust.cli import sync
-
-    return sync.run(args)
-
-
-def _run_filter(args: argparse.Namespace) -> int:
-    from mtotrust.cli import filter as filter_command
-
-    return filter_command.run(args)
-
-
-def _run_serve(args: argparse.Namespace) -> int:
-    from mtotrust.cli import serve
-
-    return serve.run(args)
-
-
-def _run_explain(args: argparse.Namespace) -> int:
-    from mtotrust.cli import explain
-
-    return explain.run(args)
-
-
-def _run_report(args: argparse.Namespace) -> int:
-    from mtotrust.cli import reports
-
-    return reports.run(args)
+    return run
 
 
 def _parser() -> _Parser:
@@ -104,7 +65,7 @@ def _parser() -> _Parser:
     demo.add_argument("--policy", help="policy file (TOML or JSON); default: the sample's policy")
     _fingerprint_option(demo)
     demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    demo.set_defaults(run=_run_demo)
+    demo.set_defaults(run=_command("demo"))
 
     check = sub.add_parser("check", help="resolve identities and show every app's decision",
                            description="Resolve each identity against the snapshot and show every app's decision. "
@@ -121,7 +82,7 @@ def _parser() -> _Parser:
     check.add_argument("--tenant-id", type=os_text, help="the home tenant id the app knows (as Teams does)")
     check.add_argument("--json", action="store_true", help="print a JSON array, one object per identity")
     check.add_argument("--explain", action="store_true", help="print the full explanation of each identity")
-    check.set_defaults(run=_run_check)
+    check.set_defaults(run=_command("check"))
 
     lint = sub.add_parser("lint", help="validate a policy and verify it exhaustively against the invariant "
                           "catalogue (exit 1 on violations)")
@@ -135,7 +96,7 @@ def _parser() -> _Parser:
                       "classes where POLICY differs from OTHER ('classic', 'default' or a policy file), one "
                       "counterexample each (exit 0)")
     lint.add_argument("--json", action="store_true", help="print findings as JSON")
-    lint.set_defaults(run=_run_lint)
+    lint.set_defaults(run=_command("lint"))
     _report_parsers(sub)
     _sync_parser(sub)
     _filter_parser(sub)
@@ -159,7 +120,7 @@ def _report_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
                          "Authentication-Results value for the mail decision; repeat in message order, topmost first")
     explain.add_argument("--tenant-id", type=os_text, help="the home tenant id the app knows (as Teams does)")
     explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
-    explain.set_defaults(run=_run_explain)
+    explain.set_defaults(run=_command("explain"))
 
     audit = sub.add_parser("audit", help="report the directory's MTO health: stale synced users, guests, "
                            "ambiguous addresses, lookalike domains ...", description="A health report from the "
@@ -169,7 +130,7 @@ def _report_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     audit.add_argument("--fail-on", choices=("info", "low", "medium", "high"), metavar="SEVERITY",
                        help="exit 1 when a finding is at or above SEVERITY (info, low, medium, high); the MTO's "
                        "size within the limit is a figure, not a finding to fail on")
-    audit.set_defaults(run=_run_report, report="audit")
+    audit.set_defaults(run=_command("reports"), report="audit")
 
     inventory = sub.add_parser("inventory", help="list every account synced from another tenant, with its source "
                                "tenant, MTO state and trust", description="Every account synced from another "
@@ -177,7 +138,7 @@ def _report_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
                                "and reason codes.")
     _report_options(inventory)
     inventory.add_argument("--csv", action="store_true", help="print the rows as CSV")
-    inventory.set_defaults(run=_run_report, report="inventory")
+    inventory.set_defaults(run=_command("reports"), report="inventory")
 
     diff = sub.add_parser("diff", help="show how every app's decisions change between two policies",
                           description="For every app, how many identities of the directory change decision "
@@ -185,7 +146,7 @@ def _report_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     diff.add_argument("policy_a", metavar="POLICY_A", help="'classic', 'default' or a policy file")
     diff.add_argument("policy_b", metavar="POLICY_B", help="'classic', 'default' or a policy file")
     _report_options(diff, policy=False)
-    diff.set_defaults(run=_run_report, report="diff")
+    diff.set_defaults(run=_command("reports"), report="diff")
 
 
 def _report_options(command: argparse.ArgumentParser, *, policy: bool = True) -> None:
@@ -222,7 +183,7 @@ def _serve_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
                          "(created 0600), identities hashed with the salt in $MTOTRUST_LOG_SALT")
     command.add_argument("--access-log", action="store_true", help="log one line per request on stderr (method, "
                          "path, status, time, request id; never a body, so never an identity)")
-    command.set_defaults(run=_run_serve)
+    command.set_defaults(run=_command("serve"))
 
 
 def _filter_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -244,7 +205,7 @@ def _filter_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
                          help="concurrent client connections (421 above; default: %(default)s)")
     command.add_argument("--watch-every", type=float, default=30.0, metavar="SECONDS",
                          help="how often a --snapshot store is checked for a new generation (default: %(default)s)")
-    command.set_defaults(run=_run_filter)
+    command.set_defaults(run=_command("filter"))
 
 
 def _sync_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -277,7 +238,7 @@ def _sync_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     sync.add_argument("--max-wait", type=float, default=600.0, metavar="SECONDS",
                       help="most time spent waiting on throttling and retries in one run (default: %(default)s)")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
-    sync.set_defaults(run=_run_sync)
+    sync.set_defaults(run=_command("sync"))
 
 
 def _fingerprint_option(command: argparse.ArgumentParser) -> None:
