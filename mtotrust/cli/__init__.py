@@ -1,4 +1,4 @@
-"""The ``mtotrust`` command: ``demo``, ``check``, ``lint``, the reports, ``sync``, ``filter`` and ``serve``.
+"""The ``mtotrust`` command: ``demo``, ``check``, ``lint``, the reports, ``replay``, ``sync``, ``filter``, ``serve``.
 
 ``main`` parses the command line and runs one sub-command. Each sub-command lives in its own module
 (:mod:`~mtotrust.cli.demo`, :mod:`~mtotrust.cli.check`, :mod:`~mtotrust.cli.lint`, :mod:`~mtotrust.cli.sync`,
@@ -98,6 +98,7 @@ def _parser() -> _Parser:
     lint.add_argument("--json", action="store_true", help="print findings as JSON")
     lint.set_defaults(run=_command("lint"))
     _report_parsers(sub)
+    _replay_parser(sub)
     _sync_parser(sub)
     _filter_parser(sub)
     _serve_parser(sub)
@@ -147,6 +148,22 @@ def _report_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     diff.add_argument("policy_b", metavar="POLICY_B", help="'classic', 'default' or a policy file")
     _report_options(diff, policy=False)
     diff.set_defaults(run=_command("reports"), report="diff")
+
+
+def _replay_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    command = sub.add_parser("replay", help="decide past message traces again, each against the directory in force "
+                             "when it was sent", description="Read message traces (Graph exchangeMessageTrace JSON, "
+                             "Get-MessageTraceV2 CSV or JSON, the extended message-trace CSV), decide every message "
+                             "and recipient against the newest snapshot taken at or before it was received, and write "
+                             "the rows to Parquet. Needs the 'replay' extra.")
+    command.add_argument("--traces", required=True, nargs="+", metavar="PATH", help="trace files to read")
+    command.add_argument("--snapshot", required=True, nargs="+", metavar="PATH", help="snapshot folders or .sqlite "
+                         "stores, the directory's history (each decides the rows received from its taken_at on)")
+    command.add_argument("--policy", help="policy file (TOML or JSON); default: Policy.default()")
+    _fingerprint_option(command)
+    command.add_argument("--out", required=True, metavar="PATH.parquet", help="where to write the decided rows")
+    command.add_argument("--json", action="store_true", help="print the summary as JSON")
+    command.set_defaults(run=_command("replay"))
 
 
 def _report_options(command: argparse.ArgumentParser, *, policy: bool = True) -> None:
