@@ -1,7 +1,9 @@
 """Human-readable explanations of resolutions and decisions, from their stable reason codes.
 
 :data:`REASONS` is the one catalogue of reason codes; ``docs/reasons.md`` documents the same codes and a test
-keeps the two in step.
+keeps the two in step. The module is large because it is one concept whose parts change together when a reason
+code is added: the catalogue (``REASONS``, ``CAPS``, ``FIXES``), the evidence each check used, the deciding policy
+key, the first failure that would change the answer, and the text and JSON built from them.
 """
 
 from __future__ import annotations
