@@ -222,6 +222,10 @@ def test_batch_size_must_be_positive() -> None:
         ("1/2/2026 0:00:00 AM", None),
         ("2026-01-02 03:04", _utc(2026, 1, 2, 3, 4)),
         ("Friday", None),
+        # digits that are not ASCII (int() would read them) are not a date: never guessed
+        ("\u0661\u0661/30/2026 8:15:02 AM", None),
+        ("/Date(\uff11764490502000)/", None),
+        ("\uff12\uff10\uff12\uff16-11-30T08:15:02Z", None),
     ],
 )
 def test_dates(tmp_path: Path, shown: str, expected: datetime | None) -> None:

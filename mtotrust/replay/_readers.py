@@ -65,8 +65,8 @@ from mtotrust.replay._schema import TRACE_SCHEMA
 __all__ = ["BadRow", "TraceRead", "read_traces"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NET_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
-_CSV_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{2}):(\d{2})(?: ?([AaPp])[Mm])?")
+_NET_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/", re.ASCII)  # ASCII digits only: int() reads any
+_CSV_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{2}):(\d{2})(?: ?([AaPp])[Mm])?", re.ASCII)
 _DIRECTIONS = {"incoming": "inbound", "1": "inbound", "inbound": "inbound",
                "originating": "outbound", "2": "outbound", "outbound": "outbound"}
 _SNIFF_BYTES = 65536
