@@ -9,13 +9,16 @@ from __future__ import annotations
 import codecs
 import contextlib
 import contextvars
+import errno
 import importlib
 import json
 import os
 import re
+import secrets
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, TextIO
 
@@ -36,6 +39,7 @@ __all__ = [
     "OutputError",
     "ProgressBar",
     "UsageError",
+    "atomic_file",
     "hangup",
     "host_port",
     "load_policy",
@@ -358,3 +362,51 @@ def warn_unbounded(policy: Policy) -> None:
         print(f"mtotrust {_COMMAND.get() or 'command'}: warning: [snapshot] max_age is not set, so a directory that "
               "stopped syncing keeps granting trust; set it (for example max_age = \"24h\")", file=sys.stderr,
               flush=True)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str, option: str) -> Iterator[Path]:
+    """Yield a new temporary file beside ``path`` to write; on success it becomes ``path`` in one rename.
+
+    The temporary file is created at once, so an ``option`` naming nothing, a folder, or a place that cannot be
+    written is said before any work. When the block ends without an error the file is flushed to disk and renamed
+    over ``path`` (a symbolic link is followed: its target is replaced; a file replaced keeps its mode, a new one
+    gets ``0o666`` under the umask). On any error the file at ``path`` is unchanged and the temporary one removed.
+
+    Raises:
+        UsageError: the file cannot be written; one line naming the command, ``option`` and ``path``.
+    """
+    command = f"mtotrust {_COMMAND.get() or 'command'}"
+    if not path:
+        raise UsageError(f"{command}: {option} needs a file name (got an empty one)")
+    where = f"{command}: cannot write {option} {path!r}"
+    target = Path(os.path.realpath(path))
+    if not target.parent.is_dir():
+        raise UsageError(f"{where}: no folder {str(target.parent)!r}")
+    temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        if target.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "it is a folder")
+        mode = target.stat().st_mode & 0o7777 if target.exists() else None
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise UsageError(f"{where}: {exc.strerror or exc}") from None
+    try:
+        yield temp
+        fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        temp.replace(target)
+    except OSError as exc:
+        raise UsageError(f"{where}: {exc.strerror or exc}") from None
+    finally:
+        with contextlib.suppress(OSError):  # gone already once renamed
+            temp.unlink()
+

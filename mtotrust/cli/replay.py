@@ -7,15 +7,14 @@ that cannot be written); 3 internal error.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mtotrust.cli._common import (
     EXIT_OK,
     UsageError,
+    atomic_file,
     load_policy,
     load_snapshot,
     output,
@@ -59,13 +58,8 @@ def run(args: argparse.Namespace) -> int:
                          f"{out / 'replay.parquet'}")
     policy = load_policy(args.policy, args.policy_fingerprint)
     history = SnapshotHistory([load_snapshot(path) for path in args.snapshot], policy)
-    try:  # the temporary file first: an --out that cannot be written is said before any work
-        handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent.resolve())
-    except OSError as exc:
-        raise UsageError(f"mtotrust replay: cannot write --out {out} ({exc.strerror or exc})") from None
-    os.close(handle)
     counts = _Counts(pc)
-    try:
+    with atomic_file(args.out, "--out") as temp:  # created first: an --out that cannot be written is said now
         try:
             read = read_traces(args.traces)
         except (ValueError, OSError) as exc:  # a file of no known format, or unreadable
@@ -78,11 +72,6 @@ def run(args: argparse.Namespace) -> int:
                 counts.add(decided)
                 if bar is not None:
                     bar(counts.rows, read.rows, "trace rows")
-        Path(temp).replace(out)
-    except OSError as exc:
-        raise UsageError(f"mtotrust replay: cannot write --out {out} ({exc.strerror or exc})") from None
-    finally:
-        Path(temp).unlink(missing_ok=True)
     summary = _summary(args, read.formats, read.bad, history, policy, counts)
     if args.json:
         output_json(summary)
