@@ -70,7 +70,7 @@ def test_json_summary_counts(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     tagged = sum(r["tag_external"] for r in table)
     inside = sum(r["recipient_inside"] for r in table)
     absent = sum(r["auth_source"] == "absent" for r in table)
-    assert list(summary) == ["out", "rows", "bad_rows", "bad_rows_first", "formats", "snapshots",
+    assert list(summary) == ["out", "spark", "rows", "bad_rows", "bad_rows_first", "formats", "snapshots",
                              "policy_fingerprint", "mail", "recipients", "authentication", "before_first_snapshot",
                              "notes"]
     assert summary["rows"] == len(table)
@@ -87,6 +87,7 @@ def test_json_summary_counts(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     assert summary["snapshots"][0]["taken_at"] == EARLY.isoformat()  # oldest first
     assert summary["formats"][str(TRACES / "extended.csv")] == "extended_csv"
     assert summary["notes"] == []
+    assert summary["spark"] is None  # decided in this process
 
 
 def test_no_authentication_is_said_plainly(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

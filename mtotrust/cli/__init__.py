@@ -161,7 +161,12 @@ def _replay_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
                          "stores, the directory's history (each decides the rows received from its taken_at on)")
     command.add_argument("--policy", help="policy file (TOML or JSON); default: Policy.default()")
     _fingerprint_option(command)
-    command.add_argument("--out", required=True, metavar="PATH.parquet", help="where to write the decided rows")
+    command.add_argument("--out", required=True, metavar="PATH.parquet", help="where to write the decided rows (a "
+                         "file; with --spark, a folder of Parquet part files)")
+    command.add_argument("--spark", metavar="MASTER", help="decide on Spark with this master URL (local[2], "
+                         "spark://host:7077, yarn) instead of in this process; needs the 'spark' extra and Java 17+")
+    command.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark setting for "
+                         "--spark (repeatable), such as spark.executor.memory=4g")
     command.add_argument("--json", action="store_true", help="print the summary as JSON")
     command.set_defaults(run=_command("replay"))
 

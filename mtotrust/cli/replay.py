@@ -1,15 +1,25 @@
 """``mtotrust replay``: message traces -> Parquet rows, each decided by the snapshot in force (``replay`` extra).
 
+Locally the rows are decided in this process and ``--out`` is one Parquet file; with ``--spark MASTER`` the traces
+are read here into a temporary Parquet file, decided by a ``mapInArrow`` job (:class:`mtotrust.replay.SparkReplay`)
+and ``--out`` is the folder of Parquet part files Spark writes. Either way ``--out`` appears whole or not at all.
+
 Exit codes: 0 replayed (bad trace rows are reported on stderr, never fatal); 2 bad usage or input (a missing or
 unreadable trace file, a file of no known trace format, a snapshot or policy that cannot be loaded, an ``--out``
-that cannot be written); 3 internal error.
+that cannot be written, a Spark that does not start); 3 internal error.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mtotrust.cli._common import (
     EXIT_OK,
@@ -28,7 +38,8 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from mtotrust._policy import Policy
-    from mtotrust.replay import BadRow, SnapshotHistory
+    from mtotrust._snapshot import Snapshot
+    from mtotrust.replay import BadRow, TraceRead
 
 __all__ = ["run"]
 
@@ -47,37 +58,126 @@ def run(args: argparse.Namespace) -> int:
     pq = require_extra("replay", "pyarrow.parquet")
     pc = require_extra("replay", "pyarrow.compute")
 
-    from mtotrust.replay import OUTPUT_SCHEMA, SnapshotHistory, read_traces
+    from mtotrust.replay import OUTPUT_SCHEMA, SnapshotHistory
 
     for path in args.traces:
         if not Path(path).is_file():
             raise UsageError(f"mtotrust replay: --traces {path}: no such file")
     out = Path(args.out)
-    if out.is_dir():
+    if out.is_dir() and not args.spark:
         raise UsageError(f"mtotrust replay: --out {out} is a folder; give a file name, such as "
                          f"{out / 'replay.parquet'}")
+    spark_conf = [_setting(item) for item in args.spark_conf]
+    if spark_conf and not args.spark:
+        raise UsageError("mtotrust replay: --spark-conf is for --spark; add --spark MASTER or drop it")
     policy = load_policy(args.policy, args.policy_fingerprint)
-    history = SnapshotHistory([load_snapshot(path) for path in args.snapshot], policy)
+    snapshots = [load_snapshot(path) for path in args.snapshot]
     counts = _Counts(pc)
-    with atomic_file(args.out, "--out") as temp:  # created first: an --out that cannot be written is said now
-        try:
-            read = read_traces(args.traces)
-        except (ValueError, OSError) as exc:  # a file of no known format, or unreadable
-            raise UsageError(f"mtotrust replay: {exc}") from None
-        _report_bad(read.bad)
-        with progress("deciding") as bar, pq.ParquetWriter(temp, OUTPUT_SCHEMA) as writer:
-            for batch in read.batches:
-                decided = history.evaluate(batch)
-                writer.write_batch(decided)
+    if args.spark:
+        with _atomic_folder(out) as temp:
+            read = _read(args.traces)
+            _on_spark(args.spark, spark_conf, read, snapshots, policy, temp)
+            written = require_extra("replay", "pyarrow.dataset").dataset(str(temp), format="parquet")
+            for decided in written.to_batches(columns=_Counts.COLUMNS):
                 counts.add(decided)
-                if bar is not None:
-                    bar(counts.rows, read.rows, "trace rows")
-    summary = _summary(args, read.formats, read.bad, history, policy, counts)
+    else:
+        history = SnapshotHistory(snapshots, policy)
+        with atomic_file(args.out, "--out") as temp:  # created first: an --out that cannot be written is said now
+            read = _read(args.traces)
+            with progress("deciding") as bar, pq.ParquetWriter(temp, OUTPUT_SCHEMA) as writer:
+                for batch in read.batches:
+                    decided = history.evaluate(batch)
+                    writer.write_batch(decided)
+                    counts.add(decided)
+                    if bar is not None:
+                        bar(counts.rows, read.rows, "trace rows")
+    summary = _summary(args, read, sorted(snapshots, key=lambda s: s.taken_at), policy, counts)
     if args.json:
         output_json(summary)
     else:
         _print(summary)
     return EXIT_OK
+
+
+def _read(paths: list[str]) -> TraceRead:
+    """Read the trace files and say on stderr which rows were bad."""
+    from mtotrust.replay import read_traces
+
+    try:
+        read = read_traces(paths)
+    except (ValueError, OSError) as exc:  # a file of no known format, or unreadable
+        raise UsageError(f"mtotrust replay: {exc}") from None
+    _report_bad(read.bad)
+    return read
+
+
+def _setting(item: str) -> tuple[str, str]:
+    """Return a ``--spark-conf KEY=VALUE`` as its key and value."""
+    key, equals, value = item.partition("=")
+    if not equals or not key.strip():
+        raise UsageError(f"mtotrust replay: --spark-conf {item!r} is not KEY=VALUE (for example "
+                         "spark.executor.memory=4g)")
+    return key.strip(), value
+
+
+def _on_spark(master: str, conf: list[tuple[str, str]], read: TraceRead, snapshots: list[Snapshot],
+              policy: Policy, out: Path) -> None:
+    """Decide the rows read on a Spark session of ``master`` and write them to the folder ``out``."""
+    pq = require_extra("replay", "pyarrow.parquet")
+    sql = require_extra("spark", "pyspark.sql")
+    from mtotrust.replay import TRACE_SCHEMA, SparkReplay
+
+    if master.startswith("local"):  # the workers are this interpreter, on this machine only
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = (sql.SparkSession.builder.master(master).appName("mtotrust replay")
+               .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC"))
+    for key, value in conf:
+        builder = builder.config(key, value)
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # noqa: BLE001 - any failure to start is the user's setup: say it in one line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"mtotrust replay: --spark {master}: Spark did not start ({first}); check the master URL "
+                         "and that Java 17 or newer is installed (Debian: openjdk-17-jre-headless)") from None
+    try:
+        spark.sparkContext.setLogLevel("ERROR")
+        with tempfile.TemporaryDirectory(prefix="mtotrust-replay-") as folder:
+            rows = Path(folder) / "traces.parquet"
+            with pq.ParquetWriter(rows, TRACE_SCHEMA) as writer:  # one row group a batch: Spark splits by them
+                for batch in read.batches:
+                    writer.write_batch(batch)
+            replay = SparkReplay(spark, snapshots, policy)
+            replay.replay(spark.read.parquet(str(rows))).write.parquet(str(out))
+    finally:
+        spark.stop()
+
+
+@contextlib.contextmanager
+def _atomic_folder(out: Path) -> Iterator[Path]:
+    """Yield a path beside ``out`` for Spark to write a folder to; on success it becomes ``out``.
+
+    An ``out`` already there (a file or a folder) is moved aside, the new folder renamed in, then the old removed:
+    a reader sees the old output or the new, never half of one. On any error ``out`` is unchanged.
+    """
+    target = Path(os.path.realpath(out))
+    if not target.parent.is_dir():
+        raise UsageError(f"mtotrust replay: cannot write --out {str(out)!r}: no folder {str(target.parent)!r}")
+    if not os.access(target.parent, os.W_OK):
+        raise UsageError(f"mtotrust replay: cannot write --out {str(out)!r}: its folder is not writable")
+    token = secrets.token_hex(4)
+    temp, old = (target.with_name(f".{target.name}.{token}.{end}") for end in ("tmp", "old"))
+    try:
+        yield temp
+        if target.exists() or target.is_symlink():
+            target.rename(old)
+        temp.rename(target)
+    finally:
+        for leftover in (temp, old):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            elif leftover.exists():
+                leftover.unlink()
 
 
 def _report_bad(bad: list[BadRow]) -> None:
@@ -93,6 +193,9 @@ def _report_bad(bad: list[BadRow]) -> None:
 
 class _Counts:
     """The summary's counts, added up batch by batch from the decided rows."""
+
+    COLUMNS: ClassVar[list[str]] = ["tag_external", "recipient_inside", "before_first_snapshot", "auth_source"]
+    """The decided columns the counts read."""
 
     def __init__(self, compute: ModuleType) -> None:
         self._pc = compute
@@ -118,8 +221,8 @@ class _Counts:
             self.auth[item["values"]] += item["counts"]
 
 
-def _summary(args: argparse.Namespace, formats: dict[str, str], bad: list[BadRow], history: SnapshotHistory,
-             policy: Policy, counts: _Counts) -> dict[str, Any]:
+def _summary(args: argparse.Namespace, read: TraceRead, snapshots: list[Snapshot], policy: Policy,
+             counts: _Counts) -> dict[str, Any]:
     """Return the summary as one JSON-ready object, with the same keys every run."""
     from_trace = counts.auth["authentication_results"] + counts.auth["trace_dmarc"]
     notes = []
@@ -127,11 +230,12 @@ def _summary(args: argparse.Namespace, formats: dict[str, str], bad: list[BadRow
         notes.append(UNAUTHENTICATED)
     return {
         "out": str(args.out),
+        "spark": args.spark,
         "rows": counts.rows,
-        "bad_rows": len(bad),
-        "bad_rows_first": [{"path": b.path, "line": b.line, "reason": b.reason} for b in bad[:_BAD_SHOWN]],
-        "formats": formats,
-        "snapshots": [{"snapshot_id": s.id, "taken_at": s.taken_at.isoformat()} for s in history.snapshots],
+        "bad_rows": len(read.bad),
+        "bad_rows_first": [{"path": b.path, "line": b.line, "reason": b.reason} for b in read.bad[:_BAD_SHOWN]],
+        "formats": read.formats,
+        "snapshots": [{"snapshot_id": s.id, "taken_at": s.taken_at.isoformat()} for s in snapshots],
         "policy_fingerprint": policy.fingerprint,
         "mail": {"tagged": counts.tagged, "untagged": counts.rows - counts.tagged},
         "recipients": {"inside": counts.inside, "outside": counts.rows - counts.inside},
@@ -144,7 +248,8 @@ def _summary(args: argparse.Namespace, formats: dict[str, str], bad: list[BadRow
 def _print(s: dict[str, Any]) -> None:
     """Print the summary as text."""
     files = ", ".join(f"{path} ({fmt})" for path, fmt in s["formats"].items())
-    output(f"replayed {s['rows']} rows into {s['out']} from {files}")
+    where = f" on Spark ({s['spark']})" if s["spark"] else ""
+    output(f"replayed {s['rows']} rows into {s['out']}{where} from {files}")
     output(f"bad rows: {s['bad_rows']}" + (" (listed on stderr; not in the output)" if s["bad_rows"] else ""))
     snapshots = ", ".join(f"{x['snapshot_id']} (taken {x['taken_at']})" for x in s["snapshots"])
     output(f"snapshots: {snapshots}; policy {s['policy_fingerprint']}")

@@ -1,0 +1,212 @@
+"""Replay on Apache Spark: a ``mapInArrow`` job deciding trace rows on every executor, snapshots shipped once.
+
+The driver saves each snapshot once as a store named by its ``Snapshot.id`` and registers it with
+``SparkContext.addFile``, so Spark copies it to each executor once; a Python worker loads the stores it needs on
+its first batch (``SparkFiles.get``) and keeps the :class:`~mtotrust.replay.SnapshotHistory` they make in this
+module's :data:`_HISTORIES`, keyed by the snapshots' ids and the policy's fingerprint, for every later batch and
+task (Spark reuses its Python workers). The function a worker runs is an instance of a class of this module, so
+cloudpickle sends it by reference and the cache is the module's, not a copy made per task.
+
+Needs pyspark 3.5 or 4.x (the ``spark`` extra) and a classic Spark session (one with a ``sparkContext``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from mtotrust._policy import Policy
+from mtotrust._snapshot import Snapshot
+from mtotrust.replay._history import SnapshotHistory
+from mtotrust.replay._schema import OUTPUT_SCHEMA, TRACE_SCHEMA
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+__all__ = ["SparkReplay"]
+
+REQUIRED = ("message_id", "received", "sender", "recipient")
+"""The trace columns a DataFrame must have; the others are filled with nulls when it has none."""
+
+ARROW_OUTPUT = pa.schema([field.with_nullable(True) for field in OUTPUT_SCHEMA])
+""":data:`OUTPUT_SCHEMA` as Spark hands it over and writes it: the same columns and types, every one nullable."""
+
+_ARROW_INPUT = pa.schema([field.with_nullable(True) for field in TRACE_SCHEMA])
+""":data:`TRACE_SCHEMA`, every column nullable: the trace rows as Spark hands them over."""
+
+_HISTORIES: dict[tuple[tuple[str, ...], str], SnapshotHistory] = {}
+"""Per Python worker: the histories loaded so far, by (shipped store names, policy fingerprint)."""
+
+
+def store_name(snapshot: Snapshot) -> str:
+    """Return the file name a snapshot is shipped under: its id and its time, which together name its content."""
+    return f"mtotrust-{snapshot.id.replace(':', '-')}-{snapshot.taken_at:%Y%m%dT%H%M%S%fZ}.sqlite"
+
+
+def _shipped_folder() -> Path:
+    """Return this driver process's folder of shipped stores (one per process, removed when it exits).
+
+    One folder, so a snapshot shipped twice to a session is the same path, which Spark registers once.
+    """
+    global _FOLDER  # noqa: PLW0603 - one folder per process, made on first use
+    if _FOLDER is None:
+        _FOLDER = Path(tempfile.mkdtemp(prefix="mtotrust-spark-"))
+        atexit.register(shutil.rmtree, _FOLDER, ignore_errors=True)
+    return _FOLDER
+
+
+_FOLDER: Path | None = None
+
+
+class _Decide:
+    """The function every Python worker runs over its Arrow batches (picklable: it holds names, not snapshots)."""
+
+    def __init__(self, snapshots: Sequence[Snapshot], policy: Policy) -> None:
+        self.stores = tuple((store_name(s), s.id) for s in snapshots)
+        self.policy = policy
+
+    def history(self) -> SnapshotHistory:
+        """Return this worker's history of the shipped snapshots, loading the stores on the first call."""
+        key = (tuple(name for name, _ in self.stores), self.policy.fingerprint)
+        found = _HISTORIES.get(key)
+        if found is None:
+            from pyspark import SparkFiles
+
+            snapshots = []
+            for name, snapshot_id in self.stores:
+                snapshot = Snapshot.load(SparkFiles.get(name))
+                if snapshot.id != snapshot_id:
+                    raise RuntimeError(f"the store shipped as {name} holds snapshot {snapshot.id}, not "
+                                       f"{snapshot_id}: another file of that name was added to the Spark session; "
+                                       "start a new session")
+                snapshots.append(snapshot)
+            found = _HISTORIES[key] = SnapshotHistory(snapshots, self.policy)
+        return found
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        history = self.history()
+        for batch in batches:
+            # Spark hands every column over nullable and the timestamps labelled with the session's time zone
+            # (the same instants): the cast is a relabelling.
+            yield history.evaluate(batch.select(TRACE_SCHEMA.names).cast(TRACE_SCHEMA)).cast(ARROW_OUTPUT)
+
+
+class _DecidePandas:
+    """:class:`_Decide` over pandas DataFrames, for ``mapInPandas``: each one converted to Arrow and back."""
+
+    def __init__(self, decide: _Decide, timezone: str) -> None:
+        self.decide = decide
+        self.timezone = timezone
+
+    def __call__(self, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        def batches() -> Iterator[pa.RecordBatch]:
+            for given in frames:
+                # mapInPandas hands timestamps over as naive wall times of the session's time zone.
+                try:
+                    received = given["received"].dt.tz_localize(self.timezone)
+                except Exception as exc:  # noqa: BLE001 - pandas raises several kinds; each has the same fix
+                    raise ValueError(f"a received time cannot be read back from mapInPandas in the session time "
+                                     f"zone {self.timezone} ({exc}): the hour a daylight-saving zone turns back "
+                                     "is ambiguous; set spark.sql.session.timeZone to UTC, or use replay()") from None
+                frame = given.assign(received=received)
+                yield pa.RecordBatch.from_pandas(frame, schema=_ARROW_INPUT, preserve_index=False)
+
+        for decided in self.decide(batches()):
+            yield decided.to_pandas()
+
+
+
+class SparkReplay:
+    """A replay's snapshots and policy, shipped to a Spark session's executors, and the functions that decide.
+
+    ``SparkReplay(spark, snapshots, policy).replay(traces)`` returns a DataFrame of :data:`OUTPUT_SCHEMA` rows
+    (every column nullable, as Spark writes them), each trace row decided against the snapshot in force at its
+    ``received`` time exactly as :meth:`SnapshotHistory.evaluate` decides it. The DataFrame is lazy: the stores
+    stay registered with the session until the driver's process exits.
+
+    Args:
+        spark: a classic ``SparkSession`` (Spark Connect has no ``sparkContext`` to ship files with).
+        snapshots: at least one snapshot, in any order.
+        policy: the policy every row is decided with (default :meth:`Policy.default`).
+
+    Raises:
+        ValueError: no snapshots.
+        TypeError: a snapshot or the policy of the wrong type.
+    """
+
+    def __init__(self, spark: SparkSession, snapshots: Sequence[Snapshot], policy: Policy | None = None) -> None:
+        policy = Policy.default() if policy is None else policy
+        if not isinstance(policy, Policy):
+            raise TypeError(f"policy must be a mtotrust.Policy, not {type(policy).__name__}")
+        history = SnapshotHistory(snapshots, policy)  # checks the snapshots as the local replay does
+        self._spark = spark
+        self.snapshots = history.snapshots
+        self.policy = policy
+        folder = _shipped_folder()
+        for snapshot in self.snapshots:
+            path = folder / store_name(snapshot)
+            if not path.exists():
+                snapshot.save(path)
+            spark.sparkContext.addFile(str(path))
+        self._decide = _Decide(self.snapshots, policy)
+
+    @property
+    def schema(self) -> StructType:
+        """The Spark schema of the decided rows (:data:`OUTPUT_SCHEMA`, every column nullable)."""
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        return from_arrow_schema(ARROW_OUTPUT)
+
+    @property
+    def decide_arrow(self) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+        """The function for ``DataFrame.mapInArrow(fn, self.schema)`` over a DataFrame of the trace columns."""
+        return self._decide
+
+    @property
+    def decide_pandas(self) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+        """The same for ``DataFrame.mapInPandas(fn, self.schema)``, for pipelines built on pandas UDFs."""
+        return _DecidePandas(self._decide, self._spark.conf.get("spark.sql.session.timeZone") or "UTC")
+
+    def traces(self, frame: DataFrame) -> DataFrame:
+        """Return ``frame``'s trace columns in :data:`TRACE_SCHEMA` order; absent optional ones as nulls.
+
+        Raises:
+            ValueError: naming the column and the fix, when a required column is missing or of another type.
+        """
+        from pyspark.sql import functions as F  # noqa: N812 - the name every Spark program uses
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        wanted = from_arrow_schema(_ARROW_INPUT)
+        have = {field.name: field.dataType for field in frame.schema.fields}
+        columns: list[Any] = []
+        for field in wanted.fields:
+            found = have.get(field.name)
+            if found is None:
+                if field.name in REQUIRED:
+                    raise ValueError(f"the traces have no {field.name!r} column; rename yours to it (the columns "
+                                     f"are {', '.join(TRACE_SCHEMA.names)}), or read the traces with "
+                                     "mtotrust.replay.read_traces")
+                columns.append(F.lit(None).cast(field.dataType).alias(field.name))
+            elif found != field.dataType:
+                raise ValueError(f"the traces' {field.name!r} column is {found.simpleString()}, not "
+                                 f"{field.dataType.simpleString()}; cast it first (for a time written as text, "
+                                 f"F.to_timestamp(column) in a session whose time zone is the text's)")
+            else:
+                columns.append(F.col(field.name))
+        return frame.select(*columns)
+
+    def replay(self, frame: DataFrame) -> DataFrame:
+        """Return ``frame``'s trace rows decided: a lazy ``mapInArrow`` DataFrame of :attr:`schema`."""
+        return self.traces(frame).mapInArrow(self._decide, self.schema)
+
+    def replay_pandas(self, frame: DataFrame) -> DataFrame:
+        """Return the same rows as :meth:`replay`, decided through ``mapInPandas``."""
+        return self.traces(frame).mapInPandas(self.decide_pandas, self.schema)
