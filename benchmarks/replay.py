@@ -1,8 +1,8 @@
 """Message-trace replay: rows/s per core of ``evaluate_batch`` and ``SnapshotHistory``, each against a baseline.
 
-    python -m benchmarks.replay                   # 1M trace rows over a 100k-user directory, 3 repeats (about 1 min)
+    python -m benchmarks.replay                   # 1M rows, 100k users, then Spark local[2] and a 1M-user ship (~6 min)
     python -m benchmarks.replay --quick           # 50k rows over the bundled sample, one repeat: the CI smoke test
-    python -m benchmarks.replay --rows 1m --users 100k --seed 7
+    python -m benchmarks.replay --rows 1m --users 100k --seed 7 --no-spark   # the local rows only
 
 The directory is the benchmarks' seeded generator (``generate.build``, as ``benchmarks.sync`` and ``benchmarks.run``
 use it, built with ``Snapshot.from_documents``); ``--quick`` uses the bundled sample instead. The trace has repeated
@@ -27,10 +27,27 @@ Rows (every ratio to the baseline row measured in the same run):
 - ``Snapshot.save + Snapshot.load``: the directory written to a SQLite store and loaded back (timed once), the step
   that ships a snapshot to where the rows are decided.
 
+Spark rows (pyspark in ``local[2]``: two executor cores on this machine, the session set up as ``mtotrust replay
+--spark`` sets it up, ``spark.sql.execution.arrow.maxRecordsPerBatch`` 65,536), over the same rows written to one
+Parquet file (one row group a batch; Spark reads it as two partitions):
+
+- ``SparkReplay.replay`` with the 3-snapshot history: ``mapInArrow`` into Spark's ``noop`` sink (every row decided
+  and handed back to the JVM, nothing written), timed after a first job that loaded the snapshots in the workers.
+- ``baseline: mapInArrow identity``: the same job with a function that gives its batches back unchanged: Spark's own
+  cost of moving the rows through Python.
+- **per core** is rows / wall seconds / 2 (both cores busy for the job); the target compares it with the local
+  ``SnapshotHistory`` rows per CPU second (the same decisions).
+
+The ship cost (``--ship-users``, default 1M; the quick run ships the sample): a directory of that size generated,
+then timed once each: ``Snapshot.save`` on the driver (what ``SparkReplay`` does, once per snapshot),
+``Snapshot.load`` of the store (what each Python worker does once), a ``SparkReplay`` built for it (save and
+``addFile``), and a first and a second job of two one-row partitions: the first includes each worker's fetch and
+load (in parallel), the second only the decision.
+
 Timing: ``time.perf_counter`` (wall) and ``time.process_time`` (CPU of every thread of the process; rows per CPU
 second is the figure **per core**); medians of the repeats, each repeat running the three timed ways in turn. The
-target (reported, never asserted): ``evaluate_batch`` at least 1,000,000 rows/s per core with repeated senders. A
-JSON copy of the figures goes to ``benchmarks/out/``.
+targets (reported, never asserted): ``evaluate_batch`` at least 1,000,000 rows/s per core with repeated senders;
+Spark per core at least half the local batch API's. A JSON copy of the figures goes to ``benchmarks/out/``.
 """
 
 from __future__ import annotations
@@ -55,7 +72,7 @@ import pyarrow.compute as pc
 from benchmarks import generate as gen
 from benchmarks.run import OUT, _git, write_results
 from mtotrust import Policy, Snapshot, TrustEngine
-from mtotrust.replay import OUTPUT_SCHEMA, TRACE_SCHEMA, SnapshotHistory, evaluate_batch, read_traces
+from mtotrust.replay import OUTPUT_SCHEMA, TRACE_SCHEMA, SnapshotHistory, SparkReplay, evaluate_batch, read_traces
 
 BATCH_ROWS = 65_536
 DISTINCT = 2_000  # senders, and as many recipients
@@ -150,7 +167,7 @@ def write_csv(batches: list[pa.RecordBatch], path: Path) -> None:
                               "Hello", "Delivered", "", "203.0.113.5", "1234", row["message_id"], ""])
 
 
-def bench(rows: int, users: int, seed: int, repeats: int, work: Path) -> dict[str, Any]:
+def bench(rows: int, users: int, seed: int, repeats: int, work: Path, spark: bool, ship_users: int) -> dict[str, Any]:
     """Build the directory and the trace, time every way, and return the figures."""
     base, snapshots = directory(users, seed)
     batches = trace(base, rows, seed)
@@ -185,6 +202,84 @@ def bench(rows: int, users: int, seed: int, repeats: int, work: Path) -> dict[st
     for name, times in got.items():
         r[f"{name}_s"] = statistics.median(t[0] for t in times)
         r[f"{name}_cpu_s"] = statistics.median(t[1] for t in times)
+    if spark:
+        r.update(bench_spark(batches, snapshots, repeats, ship_users, seed, work))
+    return r
+
+
+def spark_session() -> Any:
+    """Start a local[2] session set up as ``mtotrust replay --spark local[2]`` sets it up."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    spark = (SparkSession.builder.master("local[2]").appName("mtotrust replay benchmark")
+             .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
+             .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(BATCH_ROWS)).getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def bench_spark(batches: list[pa.RecordBatch], snapshots: list[Snapshot], repeats: int, ship_users: int, seed: int,
+                work: Path) -> dict[str, Any]:
+    """Time the Spark job, its identity baseline, and the shipping and loading of a ``ship_users`` directory."""
+    import pyarrow.parquet as pq
+
+    started = time.perf_counter()
+    spark = spark_session()
+    r: dict[str, Any] = {"spark_start_s": time.perf_counter() - started, "spark_cores": 2}
+    try:
+        path = work / "trace.parquet"
+        with pq.ParquetWriter(path, TRACE_SCHEMA) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+        df = spark.read.parquet(str(path))
+        r["spark_partitions"] = df.rdd.getNumPartitions()
+        replay = SparkReplay(spark, snapshots, Policy.default())
+
+        def identity(it: Any) -> Any:
+            yield from it
+
+        ways = {"spark": lambda: replay.replay(df).write.format("noop").mode("overwrite").save(),
+                "spark_baseline": lambda: df.mapInArrow(identity, df.schema).write.format("noop").mode(
+                    "overwrite").save()}
+        r["spark_first_s"] = timed(ways["spark"])[0]  # the workers load the history here
+        got: dict[str, list[float]] = {name: [] for name in ways}
+        for _ in range(repeats):
+            for name, fn in ways.items():
+                got[name].append(timed(fn)[0])
+        for name, times in got.items():
+            r[f"{name}_s"] = statistics.median(times)
+        r.update(ship(spark, ship_users, seed, work))
+    finally:
+        spark.stop()
+    return r
+
+
+def ship(spark: Any, users: int, seed: int, work: Path) -> dict[str, Any]:
+    """Time shipping a ``users`` directory (0: the sample) to the workers and loading it there, each once."""
+    if users:
+        big = Snapshot.from_documents(**gen.build(users, seed).documents(), taken_at=TAKEN[0])
+    else:
+        big = Snapshot.sample()
+    store = work / "ship.sqlite"
+    r: dict[str, Any] = {"ship_users": len(big.users), "ship_save_s": timed(lambda: big.save(store))[0],
+                         "ship_store_mb": store.stat().st_size / 1e6,
+                         "ship_load_s": timed(lambda: Snapshot.load(store))[0]}
+    replay: list[SparkReplay] = []
+    r["ship_replay_s"] = timed(lambda: replay.append(SparkReplay(spark, [big], Policy.default())))[0]
+    import pyarrow.parquet as pq
+
+    two = work / "two.parquet"
+    row = {"message_id": "<a@x>", "received": TAKEN[1], "sender": "a@contoso.com", "recipient": "b@fabrikam.com"}
+    pq.write_table(pa.Table.from_pylist([row, row], schema=TRACE_SCHEMA), two)
+    df = spark.read.parquet(str(two)).repartition(2)  # one row in each of two partitions: both workers load
+
+    def job() -> None:
+        replay[0].replay(df).write.format("noop").mode("overwrite").save()
+
+    r["ship_first_job_s"] = timed(job)[0]
+    r["ship_second_job_s"] = timed(job)[0]
     return r
 
 
@@ -209,15 +304,37 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"Snapshot.save + Snapshot.load of the {r['users']:,}-user directory: {r['save_s']:.3f} s + "
           f"{r['load_s']:.3f} s (store {r['store_mb']:.1f} MB, timed once)")
     print("(× baseline: CPU seconds over the baseline's; rows/CPU-s: rows per CPU second of the process, per core)")
+    if "spark_s" not in r:
+        return
+    cores = r["spark_cores"]
+    print(f"\n== Spark local[{cores}]: the same rows from one Parquet file in {r['spark_partitions']} partitions "
+          f"(session start {r['spark_start_s']:.1f} s; medians of {r['repeats']}) ==")
+    print(f"{'way':<52} {'seconds':>8} {'rows/s':>11} {'per core':>11} {'× baseline':>10}")
+    for name, key in (("SparkReplay.replay (3 snapshots), noop sink", "spark"),
+                      ("baseline: mapInArrow identity, noop sink", "spark_baseline")):
+        wall = r[f"{key}_s"]
+        print(f"{name:<52} {wall:>8.3f} {n / wall:>11,.0f} {n / wall / cores:>11,.0f} "
+              f"{wall / r['spark_baseline_s']:>9.2f}×")
+    print(f"first job (each worker fetches and loads the 3 snapshots): {r['spark_first_s']:.3f} s")
+    print(f"ship a {r['ship_users']:,}-user snapshot (store {r['ship_store_mb']:.1f} MB), each timed once: "
+          f"Snapshot.save {r['ship_save_s']:.2f} s on the driver, Snapshot.load {r['ship_load_s']:.2f} s (what "
+          f"each worker does once); SparkReplay(...) {r['ship_replay_s']:.2f} s; a two-row job "
+          f"{r['ship_first_job_s']:.2f} s first (both workers load in parallel), {r['ship_second_job_s']:.2f} s after")
 
 
 def print_target(r: dict[str, Any]) -> None:
     """Print the issue's target against the run."""
     per_core = r["rows"] / r["evaluate_cpu_s"]
     verdict = "met" if per_core >= TARGET_ROWS_PER_CORE else "MISSED"
-    print(f"\n== target (reported, not asserted) ==\n  [{verdict:>6}] evaluate_batch {per_core:,.0f} rows/s per core "
+    print(f"\n== targets (reported, not asserted) ==\n  [{verdict:>6}] evaluate_batch {per_core:,.0f} rows/s per core "
           f"with repeated senders (≥ {TARGET_ROWS_PER_CORE:,}); SnapshotHistory "
           f"{r['rows'] / r['history_cpu_s']:,.0f}")
+    if "spark_s" in r:
+        spark = r["rows"] / r["spark_s"] / r["spark_cores"]
+        local = r["rows"] / r["history_cpu_s"]
+        verdict = "met" if spark >= local / 2 else "MISSED"
+        print(f"  [{verdict:>6}] Spark {spark:,.0f} rows/s per core, {spark / local:.2f}× the local SnapshotHistory's "
+              f"{local:,.0f} (≥ 0.5×; the same 3-snapshot decisions); {spark / per_core:.2f}× evaluate_batch's")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", default="100k", help="directory size (default 100k)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="50k rows over the bundled sample, one repeat (CI)")
+    parser.add_argument("--no-spark", action="store_true", help="skip the Spark rows (they need Java 17+)")
+    parser.add_argument("--ship-users", default="1m", help="directory size shipped to the Spark workers (default 1m; "
+                        "--quick ships the sample)")
     args = parser.parse_args(argv)
     rows = 50_000 if args.quick else gen.parse_size(args.rows)
     users = 0 if args.quick else gen.parse_size(args.users)
@@ -236,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; mtotrust git {_git()}; "
           f"pyarrow {pa.__version__} ({pa.cpu_count()} Arrow threads)")
     with tempfile.TemporaryDirectory(prefix="replay-", dir=OUT) as tmp:
-        r = bench(rows, users, args.seed, 1 if args.quick else 3, Path(tmp))
+        r = bench(rows, users, args.seed, 1 if args.quick else 3, Path(tmp), not args.no_spark,
+                  0 if args.quick else gen.parse_size(args.ship_users))
     print_table(r)
     print_target(r)
     sys.stdout.flush()

@@ -15,7 +15,8 @@ Two layers make a call cheap:
 * **cache**: everything else that is worth keeping (misses, other spellings, identities with a tenant id, Teams
   and label decisions) goes into a bounded ``cachetools.FIFOCache``, keyed by the identity as given (only exact
   ``str`` and :class:`Identity` values of bounded size are keys). ``stats()`` counts the hits and misses of
-  resolutions, and a decision served from it as a hit. One-recipient DLP decisions are kept there too. While a
+  resolutions, and a decision served from it as a hit. One-recipient DLP decisions are kept there too, and mail
+  decisions whose authentication is none or a :class:`MailAuth` (raw headers vary per message). While a
   policy's ``snapshot.max_age`` is set, decisions are served from it only until the snapshot turns stale. Its
   reads are plain dict reads that never reorder anything, so they need no lock under the GIL; writes and
   evictions take the state's lock. FIFO rather than LRU because LRU must reorder on every read, which is a write
@@ -50,6 +51,7 @@ from mtotrust._model import (
     Identity,
     IdentityLike,
     LabelDecision,
+    MailAuth,
     MailDecision,
     Resolution,
     TeamsDecision,
@@ -240,6 +242,18 @@ class _Cache(cachetools.FIFOCache[Hashable, Any]):
         key, value = super().popitem()
         self.view.pop(key, None)
         return key, value
+
+
+_MAIL = "mail"  # names mail decisions in the cache keys (the others are named by their decide function)
+
+
+def _cacheable_auth(auth: object) -> bool:
+    """Whether a mail decision's authentication may be in a cache key: none, or a MailAuth of exact short strs."""
+    if auth is None:
+        return True
+    return auth.__class__ is MailAuth and all(
+        value is None or (value.__class__ is str and len(value) <= MAX_ADDRESS_LENGTH)
+        for value in (auth.dmarc, auth.compauth, auth.header_from))
 
 
 def _cacheable(identity: object) -> bool:
@@ -436,7 +450,7 @@ class TrustEngine:
         kept from before would not say ``snapshot_stale``.
         """
         key = ((decide, identity, name) if state.cache is not None and _cacheable(identity) and name.__class__ is str
-               and (state.stale_after is None or time.time() <= state.stale_after) else None)
+               and _fresh(state) else None)
         decision: _D | None = state.cache.view.get(key) if key is not None else None  # type: ignore[union-attr]
         if decision is None:
             decision = decide(self._resolve_in(state, identity), name, state.policy)
@@ -451,9 +465,23 @@ class TrustEngine:
         """Decide external tagging for a message whose RFC 5322 From address is ``sender``.
 
         ``auth`` is a :class:`MailAuth` established by the app, or the raw ``Authentication-Results`` value, or
-        the values in message order (topmost first). Never raises: an error tags the message.
+        the values in message order (topmost first). Never raises: an error tags the message. A decision for no
+        authentication or a ``MailAuth`` is kept in the cache like a Teams decision (one made after an internal
+        error is not).
         """
-        return self._mail_in(self._state, sender, auth)
+        state = self._state
+        key = (_MAIL, sender, auth) if (state.cache is not None and _cacheable(sender) and _cacheable_auth(auth)
+                                        and _fresh(state)) else None
+        if key is not None:
+            kept: MailDecision | None = state.cache.view.get(key)  # type: ignore[union-attr]
+            if kept is not None:
+                self._counts[0] += 1
+                self._record(kept)
+                return kept
+        decision = self._mail_in(state, sender, auth)
+        if key is not None and "internal_error" not in decision.reasons:
+            state.put(key, decision)
+        return decision
 
     def mail_message(self, message: email.message.Message | bytes) -> MailDecision:
         """Decide external tagging for a whole message: its From address and its ``Authentication-Results``.
@@ -609,9 +637,14 @@ def _recipients(recipients: object) -> tuple[IdentityLike, ...]:
     return items
 
 
+def _fresh(state: _State) -> bool:
+    """Whether the state's snapshot is not stale now (checked per call: the snapshot ages while the state lives)."""
+    return state.stale_after is None or time.time() <= state.stale_after
+
+
 def _stale(state: _State, resolution: Resolution) -> Resolution:
-    """Apply the policy's staleness cap (checked per call: the snapshot ages while the state lives)."""
-    if state.stale_after is None or time.time() <= state.stale_after:
+    """Apply the policy's staleness cap."""
+    if _fresh(state):
         return resolution
     return state.policy.apply(resolution, stale=True)
 

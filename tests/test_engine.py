@@ -10,9 +10,11 @@ import json
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from strategies import build, native, synced
 
-from mtotrust import Decision, DecisionLog, Identity, IdentityLike, Policy, Trust, TrustEngine
+from mtotrust import Decision, DecisionLog, Identity, IdentityLike, MailAuth, Policy, Trust, TrustEngine
 
 SNAP = build([native("u1", "megan@contoso.com"), synced("u2", "cameron@fabrikam.com")])
 LABELS = Policy.from_data({"labels": {"L": {"mto_member": "Viewer"}}})
@@ -309,6 +311,48 @@ class TestDecisionCache:
         assert 4 <= cached.stats().cache_hits
         assert {"dlp:InOrganization": 2, "dlp:NotInOrganization": 6} == cached.stats().decisions
 
+    @given(st.lists(st.tuples(
+        st.sampled_from(["cameron@fabrikam.com", "megan@contoso.com", "Megan@Contoso.com", "x@evil.example", "bad",
+                         ""]),
+        st.one_of(st.none(), st.builds(MailAuth, dmarc=st.sampled_from([None, "pass", "fail", "PASS", "bestguesspass"]),
+                                       compauth=st.sampled_from([None, "pass", "fail"]),
+                                       header_from=st.sampled_from([None, "contoso.com", "fabrikam.com", "x.org"]),
+                                       smtp_auth=st.booleans()))), max_size=12))
+    def test_mail_decisions_from_the_cache_equal_fresh_ones(self, asked: list[tuple[str, MailAuth | None]]) -> None:
+        """Mail without authentication or with a MailAuth is kept; what is served equals a cache-less engine's."""
+        cached, fresh = TrustEngine(SNAP), TrustEngine(SNAP, cache_size=0)
+        for sender, auth in asked * 2:
+            assert fresh.mail(sender, auth) == cached.mail(sender, auth)
+        assert cached.stats().decisions == fresh.stats().decisions
+        assert len(asked) <= cached.stats().cache_hits
+
+    def test_mail_is_kept_only_for_no_authentication_or_a_mailauth(self):
+        """The same MailAuth twice is one decision object; raw headers are decided again each time."""
+        engine = TrustEngine(SNAP)
+        auth = MailAuth(dmarc="pass", header_from="fabrikam.com")
+        assert engine.mail("cameron@fabrikam.com", auth) is engine.mail("cameron@fabrikam.com", auth)
+        assert engine.mail("cameron@fabrikam.com") is engine.mail("cameron@fabrikam.com")
+        header = "mx.contoso.com; dmarc=pass header.from=fabrikam.com"
+        assert engine.mail("cameron@fabrikam.com", header) is not engine.mail("cameron@fabrikam.com", header)
+        engine.update(policy=Policy.classic())
+        assert engine.mail("cameron@fabrikam.com", auth).policy_fingerprint == Policy.classic().fingerprint
+
+    def test_a_failed_mail_decision_is_not_kept(self, monkeypatch):
+        """A decision made after an internal error (tagged, fail closed) is not served again once it would pass."""
+        from mtotrust import _apps
+
+        engine = TrustEngine(SNAP)
+        auth = MailAuth(dmarc="pass", header_from="fabrikam.com")
+        real = _apps.mail
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(_apps, "mail", broken)
+        assert "internal_error" in engine.mail("cameron@fabrikam.com", auth).reasons
+        monkeypatch.setattr(_apps, "mail", real)
+        assert "internal_error" not in engine.mail("cameron@fabrikam.com", auth).reasons
+
     def test_a_cached_decision_is_not_served_once_the_snapshot_turns_stale(self, monkeypatch):
         """Decisions kept while the snapshot was fresh stop being served the moment it turns stale."""
         import time
@@ -321,7 +365,9 @@ class TestDecisionCache:
         assert engine.dlp("cameron@fabrikam.com") is engine.dlp("cameron@fabrikam.com")
         assert engine.dlp("cameron@fabrikam.com").inside_organization
         assert engine.teams("cameron@fabrikam.com", "chat") is engine.teams("cameron@fabrikam.com", "chat")
+        assert engine.mail("cameron@fabrikam.com") is engine.mail("cameron@fabrikam.com")
         now = taken.timestamp() + 3601
+        assert "snapshot_stale" in engine.mail("cameron@fabrikam.com").resolution.reasons
         stale = engine.dlp("cameron@fabrikam.com")
         assert not stale.inside_organization and "snapshot_stale" in stale.recipients[0].reasons
         assert "snapshot_stale" in engine.teams("cameron@fabrikam.com", "chat").reasons

@@ -211,6 +211,18 @@ class TestSparkReplay:
         with pytest.raises(TypeError, match="Policy"):
             SparkReplay(spark, [S0], "default")  # type: ignore[arg-type]
 
+    def test_a_session_without_a_spark_context_is_refused(self) -> None:
+        """A Spark Connect session has no sparkContext to ship files with: said, with what to use instead."""
+
+        class Connect:
+            @property
+            def sparkContext(self) -> None:
+                raise NotImplementedError("[JVM_ATTRIBUTE_NOT_SUPPORTED] Attribute `sparkContext` is not supported")
+
+        with pytest.raises(ValueError, match="classic Spark session") as caught:
+            SparkReplay(Connect(), [S0])  # type: ignore[arg-type]
+        assert "Dedicated access mode" in str(caught.value)
+
 
 def run_cli(*argv: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``mtotrust replay`` as a program."""

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["run"]
 
 _BAD_SHOWN = 5  # bad rows listed on stderr (all are counted)
+_BATCH_ROWS = 65_536  # rows per Arrow batch handed to the Spark workers, as read_traces makes them
 
 UNAUTHENTICATED = ("no row carried authentication (message traces have no Authentication-Results, and no DMARC "
                    "verdict was in the trace), and this policy requires authentication, so it tags every message "
@@ -131,7 +132,8 @@ def _on_spark(master: str, conf: list[tuple[str, str]], read: TraceRead, snapsho
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = (sql.SparkSession.builder.master(master).appName("mtotrust replay")
-               .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC"))
+               .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(_BATCH_ROWS)))
     for key, value in conf:
         builder = builder.config(key, value)
     try:

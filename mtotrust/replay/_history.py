@@ -66,5 +66,6 @@ class SnapshotHistory:
             return parts[0]
         if not parts:
             return decide_rows(batch, self._engines[0].pinned(), before_first=False)
-        combined = pa.concat_batches(parts)
-        return combined.take(pc.sort_indices(pa.concat_arrays(positions))).cast(OUTPUT_SCHEMA)
+        # pa.concat_batches is pyarrow 19 and newer; a table of the parts, combined into one chunk, is any pyarrow's
+        combined = pa.Table.from_batches(parts).take(pc.sort_indices(pa.concat_arrays(positions))).combine_chunks()
+        return combined.to_batches()[0].cast(OUTPUT_SCHEMA)

@@ -138,7 +138,7 @@ class SparkReplay:
         policy: the policy every row is decided with (default :meth:`Policy.default`).
 
     Raises:
-        ValueError: no snapshots.
+        ValueError: no snapshots, or a session without a ``sparkContext`` (Spark Connect).
         TypeError: a snapshot or the policy of the wrong type.
     """
 
@@ -147,6 +147,14 @@ class SparkReplay:
         if not isinstance(policy, Policy):
             raise TypeError(f"policy must be a mtotrust.Policy, not {type(policy).__name__}")
         history = SnapshotHistory(snapshots, policy)  # checks the snapshots as the local replay does
+        try:
+            context = spark.sparkContext
+        except Exception:  # noqa: BLE001 - Spark Connect raises its own "not implemented" error here
+            context = None
+        if context is None:
+            raise ValueError("SparkReplay needs a classic Spark session, one with a sparkContext to ship the "
+                             "snapshots with; this one has none (Spark Connect: on Databricks, Standard access "
+                             "mode and serverless). Use a classic session (Databricks: Dedicated access mode)")
         self._spark = spark
         self.snapshots = history.snapshots
         self.policy = policy
@@ -155,7 +163,7 @@ class SparkReplay:
             path = folder / store_name(snapshot)
             if not path.exists():
                 snapshot.save(path)
-            spark.sparkContext.addFile(str(path))
+            context.addFile(str(path))
         self._decide = _Decide(self.snapshots, policy)
 
     @property
