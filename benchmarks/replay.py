@@ -33,8 +33,8 @@ Parquet file (one row group a batch; Spark reads it as two partitions):
 
 - ``SparkReplay.replay`` with the 3-snapshot history: ``mapInArrow`` into Spark's ``noop`` sink (every row decided
   and handed back to the JVM, nothing written), timed after a first job that loaded the snapshots in the workers.
-- ``baseline: mapInArrow identity``: the same job with a function that gives its batches back unchanged: Spark's own
-  cost of moving the rows through Python.
+- ``baseline: mapInArrow identity``: the same rows, as ``replay()`` hands them to Python, through a function that
+  gives its batches back unchanged: Spark's own cost of moving the rows through Python.
 - **per core** is rows / wall seconds / 2 (both cores busy for the job); the target compares it with the local
   ``SnapshotHistory`` rows per CPU second (the same decisions).
 
@@ -73,6 +73,7 @@ from benchmarks import generate as gen
 from benchmarks.run import OUT, _git, write_results
 from mtotrust import Policy, Snapshot, TrustEngine
 from mtotrust.replay import OUTPUT_SCHEMA, TRACE_SCHEMA, SnapshotHistory, SparkReplay, evaluate_batch, read_traces
+from mtotrust.replay._spark import _results_as_json
 
 BATCH_ROWS = 65_536
 DISTINCT = 2_000  # senders, and as many recipients
@@ -203,7 +204,7 @@ def bench(rows: int, users: int, seed: int, repeats: int, work: Path, spark: boo
         r[f"{name}_s"] = statistics.median(t[0] for t in times)
         r[f"{name}_cpu_s"] = statistics.median(t[1] for t in times)
     if spark:
-        r.update(bench_spark(batches, snapshots, repeats, ship_users, seed, work))
+        r.update(bench_spark(batches, snapshots, repeats, ship_users, seed, work, decided))
     return r
 
 
@@ -221,8 +222,13 @@ def spark_session() -> Any:
 
 
 def bench_spark(batches: list[pa.RecordBatch], snapshots: list[Snapshot], repeats: int, ship_users: int, seed: int,
-                work: Path) -> dict[str, Any]:
-    """Time the Spark job, its identity baseline, and the shipping and loading of a ``ship_users`` directory."""
+                work: Path, local: pa.Table) -> dict[str, Any]:
+    """Time the Spark job, its identity baseline, and the shipping and loading of a ``ship_users`` directory.
+
+    Also write the job's rows to Parquet and compare them with ``local`` (the same rows decided by
+    ``SnapshotHistory`` in this process), row for row by ``message_id`` (unique in the generated trace).
+    """
+    import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
     started = time.perf_counter()
@@ -240,8 +246,9 @@ def bench_spark(batches: list[pa.RecordBatch], snapshots: list[Snapshot], repeat
         def identity(it: Any) -> Any:
             yield from it
 
+        sent = _results_as_json(replay.traces(df))  # the rows as replay() hands them to Python
         ways = {"spark": lambda: replay.replay(df).write.format("noop").mode("overwrite").save(),
-                "spark_baseline": lambda: df.mapInArrow(identity, df.schema).write.format("noop").mode(
+                "spark_baseline": lambda: sent.mapInArrow(identity, sent.schema).write.format("noop").mode(
                     "overwrite").save()}
         r["spark_first_s"] = timed(ways["spark"])[0]  # the workers load the history here
         got: dict[str, list[float]] = {name: [] for name in ways}
@@ -250,6 +257,10 @@ def bench_spark(batches: list[pa.RecordBatch], snapshots: list[Snapshot], repeat
                 got[name].append(timed(fn)[0])
         for name, times in got.items():
             r[f"{name}_s"] = statistics.median(times)
+        out = work / "decided-on-spark.parquet"
+        replay.replay(df).write.parquet(str(out))
+        on_spark = ds.dataset(str(out), format="parquet").to_table().cast(OUTPUT_SCHEMA)
+        r["spark_rows_equal_local"] = on_spark.sort_by("message_id").equals(local.sort_by("message_id"))
         r.update(ship(spark, ship_users, seed, work))
     finally:
         spark.stop()
@@ -316,6 +327,8 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"{name:<52} {wall:>8.3f} {n / wall:>11,.0f} {n / wall / cores:>11,.0f} "
               f"{wall / r['spark_baseline_s']:>9.2f}×")
     print(f"first job (each worker fetches and loads the 3 snapshots): {r['spark_first_s']:.3f} s")
+    same = "equal" if r["spark_rows_equal_local"] else "NOT EQUAL"
+    print(f"the {n:,} rows Spark decided, against SnapshotHistory's in this process, row for row: {same}")
     print(f"ship a {r['ship_users']:,}-user snapshot (store {r['ship_store_mb']:.1f} MB), each timed once: "
           f"Snapshot.save {r['ship_save_s']:.2f} s on the driver, Snapshot.load {r['ship_load_s']:.2f} s (what "
           f"each worker does once); SparkReplay(...) {r['ship_replay_s']:.2f} s; a two-row job "

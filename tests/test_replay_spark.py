@@ -27,7 +27,7 @@ from strategies import build, native, synced
 
 from mtotrust import Policy, Snapshot
 from mtotrust.replay import OUTPUT_SCHEMA, TRACE_SCHEMA, SnapshotHistory, SparkReplay, read_traces
-from mtotrust.replay._spark import ARROW_OUTPUT
+from mtotrust.replay._spark import ARROW_OUTPUT, trace_batch
 
 pytestmark = pytest.mark.spark
 
@@ -133,6 +133,34 @@ class TestSparkReplay:
         assert {S0.id, S1.id, S2.id} == {r["snapshot_id"] for r in want}
         assert {True, False} == {r["before_first_snapshot"] for r in want}
         assert {"absent", "trace_dmarc", "authentication_results"} == {r["auth_source"] for r in want}
+
+    @pytest.mark.parametrize("way", ["arrow", "pandas"])
+    def test_the_functions_on_their_own(self, spark: SparkSession, tmp_path: Path, way: str) -> None:
+        """decide_arrow / decide_pandas in the user's own mapInArrow / mapInPandas, arrays as arrays: the same rows."""
+        batches = synthetic(2_000, seed=3)
+        replay = SparkReplay(spark, [S0, S1, S2])
+        df = frame(spark, batches, tmp_path)
+        decided = (df.mapInArrow(replay.decide_arrow, replay.schema) if way == "arrow"
+                   else df.mapInPandas(replay.decide_pandas, replay.schema))
+        assert rows_of(local(batches, [S0, S1, S2])) == rows_of(collected(decided, tmp_path))
+
+    def test_authentication_results_as_text_must_be_a_json_array(self) -> None:
+        """The worker reads JSON text (what replay() sends) back to lists, and names a text that is not one."""
+        batch = pa.RecordBatch.from_pylist([{"message_id": "<a@t>", "received": T0, "authentication_results": t}
+                                            for t in ('["dmarc=pass", null]', None)],
+                                           schema=pa.schema([("message_id", pa.string()),
+                                                             ("received", pa.timestamp("us", tz="UTC")),
+                                                             ("sender", pa.string()), ("recipient", pa.string()),
+                                                             ("direction", pa.string()),
+                                                             ("authentication_results", pa.string()),
+                                                             ("dmarc", pa.string())]))
+        got = trace_batch(batch)
+        assert got.schema == TRACE_SCHEMA
+        assert [["dmarc=pass", None], None] == got.column("authentication_results").to_pylist()
+        for text in ('"dmarc=pass"', "[1]", "not json"):
+            bad = batch.set_column(5, "authentication_results", pa.array([text, None]))
+            with pytest.raises(ValueError, match="not a JSON array of strings"):
+                trace_batch(bad)
 
     def test_the_output_is_output_schema_every_column_nullable(self, spark: SparkSession, tmp_path: Path) -> None:
         """Spark writes OUTPUT_SCHEMA's columns and types; a cast to OUTPUT_SCHEMA takes it back exactly."""

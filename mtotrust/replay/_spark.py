@@ -13,6 +13,7 @@ Needs pyspark 3.5 or 4.x (the ``spark`` extra) and a classic Spark session (one 
 from __future__ import annotations
 
 import atexit
+import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -40,7 +41,7 @@ ARROW_OUTPUT = pa.schema([field.with_nullable(True) for field in OUTPUT_SCHEMA])
 """:data:`OUTPUT_SCHEMA` as Spark hands it over and writes it: the same columns and types, every one nullable."""
 
 _ARROW_INPUT = pa.schema([field.with_nullable(True) for field in TRACE_SCHEMA])
-""":data:`TRACE_SCHEMA`, every column nullable: the trace rows as Spark hands them over."""
+""":data:`TRACE_SCHEMA`, every column nullable: the trace rows a DataFrame must have."""
 
 _HISTORIES: dict[tuple[tuple[str, ...], str], SnapshotHistory] = {}
 """Per Python worker: the histories loaded so far, by (shipped store names, policy fingerprint)."""
@@ -94,9 +95,44 @@ class _Decide:
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         history = self.history()
         for batch in batches:
-            # Spark hands every column over nullable and the timestamps labelled with the session's time zone
-            # (the same instants): the cast is a relabelling.
-            yield history.evaluate(batch.select(TRACE_SCHEMA.names).cast(TRACE_SCHEMA)).cast(ARROW_OUTPUT)
+            yield history.evaluate(trace_batch(batch)).cast(ARROW_OUTPUT)
+
+
+_RESULTS = TRACE_SCHEMA.get_field_index("authentication_results")
+_RESULTS_TYPE = TRACE_SCHEMA.field(_RESULTS).type
+
+
+def trace_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Return a batch of the trace columns as a Spark worker receives them as a :data:`TRACE_SCHEMA` batch.
+
+    Spark hands every column over nullable and the timestamps labelled with the session's time zone (the same
+    instants: the cast is a relabelling). ``authentication_results`` may come as JSON text (``replay()`` sends it
+    so: Spark 4 hands null arrays over to Python about a hundred times slower than text) and is read back here.
+
+    Raises:
+        ValueError: an ``authentication_results`` text that is not a JSON array of strings.
+    """
+    columns = [batch.column(name) for name in TRACE_SCHEMA.names]
+    results = columns[_RESULTS]
+    if not pa.types.is_list(results.type):
+        if results.null_count == len(results):
+            columns[_RESULTS] = pa.nulls(len(results), _RESULTS_TYPE)
+        else:
+            columns[_RESULTS] = pa.array([None if text is None else _json_list(text) for text in results.to_pylist()],
+                                         _RESULTS_TYPE)
+    return pa.RecordBatch.from_arrays(columns, names=TRACE_SCHEMA.names).cast(TRACE_SCHEMA)
+
+
+def _json_list(text: str) -> list[str]:
+    """Return the list of strings a JSON text holds."""
+    try:
+        values = json.loads(text)
+    except ValueError:
+        values = None
+    if not isinstance(values, list) or not all(isinstance(v, str) or v is None for v in values):
+        raise ValueError(f"authentication_results {text[:80]!r} is not a JSON array of strings; pass the column as "
+                         "array<string>, or through SparkReplay.replay()")
+    return values
 
 
 class _DecidePandas:
@@ -116,8 +152,7 @@ class _DecidePandas:
                     raise ValueError(f"a received time cannot be read back from mapInPandas in the session time "
                                      f"zone {self.timezone} ({exc}): the hour a daylight-saving zone turns back "
                                      "is ambiguous; set spark.sql.session.timeZone to UTC, or use replay()") from None
-                frame = given.assign(received=received)
-                yield pa.RecordBatch.from_pandas(frame, schema=_ARROW_INPUT, preserve_index=False)
+                yield pa.RecordBatch.from_pandas(given.assign(received=received), preserve_index=False)
 
         for decided in self.decide(batches()):
             yield decided.to_pandas()
@@ -213,8 +248,15 @@ class SparkReplay:
 
     def replay(self, frame: DataFrame) -> DataFrame:
         """Return ``frame``'s trace rows decided: a lazy ``mapInArrow`` DataFrame of :attr:`schema`."""
-        return self.traces(frame).mapInArrow(self._decide, self.schema)
+        return _results_as_json(self.traces(frame)).mapInArrow(self._decide, self.schema)
 
     def replay_pandas(self, frame: DataFrame) -> DataFrame:
         """Return the same rows as :meth:`replay`, decided through ``mapInPandas``."""
-        return self.traces(frame).mapInPandas(self.decide_pandas, self.schema)
+        return _results_as_json(self.traces(frame)).mapInPandas(self.decide_pandas, self.schema)
+
+
+def _results_as_json(frame: DataFrame) -> DataFrame:
+    """Return ``frame`` with ``authentication_results`` as JSON text, which Spark hands to Python fast."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    return frame.withColumn("authentication_results", F.to_json(F.col("authentication_results")))
