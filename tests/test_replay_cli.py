@@ -15,7 +15,7 @@ import pytest
 import mtotrust
 from mtotrust import Policy, Snapshot
 from mtotrust.cli import main
-from mtotrust.cli.replay import UNAUTHENTICATED
+from mtotrust.cli.replay import STALE, UNAUTHENTICATED
 from mtotrust.replay import OUTPUT_SCHEMA, SnapshotHistory, read_traces
 
 TRACES = Path(__file__).parent / "data" / "traces"
@@ -99,6 +99,19 @@ def test_no_authentication_is_said_plainly(capsys: pytest.CaptureFixture[str], t
                              "--json")
     assert json.loads(stdout)["notes"] == [UNAUTHENTICATED]
     assert all(r["auth_source"] == "absent" for r in pq.read_table(out).to_pylist())
+
+
+def test_a_max_age_stale_now_is_said(capsys: pytest.CaptureFixture[str], tmp_path: Path, early_store: Path) -> None:
+    """snapshot.max_age is judged now: the summary says the old snapshot decided its rows as stale, and they are."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('version = 1\n[snapshot]\nmax_age = "1h"\n')
+    out = tmp_path / "decided.parquet"
+    code, stdout, _ = replay(capsys, "--traces", *GOOD, "--snapshot", early_store, "--policy", policy, "--out", out,
+                             "--json")
+    assert code == 0
+    assert STALE.format(count=1) in json.loads(stdout)["notes"]
+    reasons = pq.read_table(out).column("reasons").to_pylist()
+    assert any("snapshot_stale" in r for r in reasons)  # those the cap lowered (external ones are below it)
 
 
 def test_bad_rows_reported_on_stderr(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

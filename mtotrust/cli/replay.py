@@ -52,6 +52,12 @@ UNAUTHENTICATED = ("no row carried authentication (message traces have no Authen
                    "not what Exchange saw")
 """The note printed when no decided row had authentication and the policy requires it."""
 
+STALE = ("this policy sets snapshot.max_age, which the engine judges against the clock now, not at each message's "
+         "time: {count} of the snapshots are older than that now, so the rows they decided were decided as stale "
+         "(lower trust, reason snapshot_stale). Replay with a policy without max_age for the treatment the "
+         "directory of the time would have given")
+"""The note printed when the policy's ``snapshot.max_age`` makes snapshots of the history stale now."""
+
 
 def run(args: argparse.Namespace) -> int:
     """Replay the traces, write the decided rows to ``--out`` and print the summary (``--json``: one object)."""
@@ -230,6 +236,9 @@ def _summary(args: argparse.Namespace, read: TraceRead, snapshots: list[Snapshot
     notes = []
     if counts.rows and not from_trace and policy.mail.require_authentication:
         notes.append(UNAUTHENTICATED)
+    stale = sum(policy.is_stale(s.taken_at) for s in snapshots)
+    if stale:
+        notes.append(STALE.format(count=stale))
     return {
         "out": str(args.out),
         "spark": args.spark,
