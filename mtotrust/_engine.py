@@ -251,9 +251,12 @@ def _cacheable_auth(auth: object) -> bool:
     """Whether a mail decision's authentication may be in a cache key: none, or a MailAuth of exact short strs."""
     if auth is None:
         return True
-    return auth.__class__ is MailAuth and all(
-        value is None or (value.__class__ is str and len(value) <= MAX_ADDRESS_LENGTH)
-        for value in (auth.dmarc, auth.compauth, auth.header_from))
+    if auth.__class__ is not MailAuth:
+        return False
+    dmarc, compauth, header_from = auth.dmarc, auth.compauth, auth.header_from  # type: ignore[attr-defined]
+    return ((dmarc is None or (dmarc.__class__ is str and len(dmarc) <= MAX_ADDRESS_LENGTH))
+            and (compauth is None or (compauth.__class__ is str and len(compauth) <= MAX_ADDRESS_LENGTH))
+            and (header_from is None or (header_from.__class__ is str and len(header_from) <= MAX_ADDRESS_LENGTH)))
 
 
 def _cacheable(identity: object) -> bool:

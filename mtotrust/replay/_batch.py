@@ -103,6 +103,7 @@ def decide_rows(batch: pa.RecordBatch, engine: TrustEngine, *, before_first: boo
     questions = pc.dictionary_encode(key)
 
     trust, tags, authenticated, reasons, sources = [], [], [], [], []
+    made: dict[tuple[int, str | None], MailAuth] = {}  # one MailAuth per (verdict, domain): senders share domains
     for code in questions.dictionary.to_pylist():
         auth: Any
         if code < 0:
@@ -110,13 +111,19 @@ def decide_rows(batch: pa.RecordBatch, engine: TrustEngine, *, before_first: boo
             source = "authentication_results"
         else:
             sender, verdict = divmod(code, width)
-            auth = MailAuth(dmarc=verdicts[verdict - 1], header_from=domains[sender]) if verdict else None
-            source = "trace_dmarc" if verdict else "absent"
+            if verdict:
+                domain = domains[sender]
+                auth = made.get((verdict, domain))
+                if auth is None:
+                    auth = made[verdict, domain] = MailAuth(dmarc=verdicts[verdict - 1], header_from=domain)
+                source = "trace_dmarc"
+            else:
+                auth, source = None, "absent"
         decision = engine.mail(sender_values[sender], auth)
         trust.append(decision.trust.value)
         tags.append(decision.tag_external)
         authenticated.append(decision.authenticated)
-        reasons.append(list(decision.reasons))
+        reasons.append(decision.reasons)
         sources.append(source)
     rows = questions.indices
     to = recipients.indices
