@@ -375,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     print_target(r)
     sys.stdout.flush()
     write_results("replay", [r], started)
+    if r.get("spark_rows_equal_local") is False:
+        print("Spark's rows differ from SnapshotHistory's: that is a bug", file=sys.stderr)
+        return 1
     return 0
 
 

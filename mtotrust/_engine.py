@@ -85,7 +85,7 @@ class EngineStats:
     """
 
     cache_hits: int
-    """Calls answered from the bounded cache: resolutions, and Teams, label and one-recipient DLP decisions."""
+    """Calls answered from the bounded cache: resolutions, and Teams, label, one-recipient DLP and mail decisions."""
     cache_misses: int
     """Calls the bounded cache could not answer (not counted for precomputed answers, nor without a cache)."""
     cache_entries: int
@@ -248,13 +248,19 @@ _MAIL = "mail"  # names mail decisions in the cache keys (the others are named b
 
 
 def _cacheable_auth(auth: object) -> bool:
-    """Whether a mail decision's authentication may be in a cache key: none, or a MailAuth of exact short strs."""
+    """Whether a mail decision's authentication may be in a cache key: none, or a MailAuth of exact short strs.
+
+    Every field is checked for its exact type, ``smtp_auth`` too: a MailAuth can be built around its own check, and
+    a field of another type must reach the mail path (which refuses it, failing closed) rather than hash or compare
+    equal to a valid key.
+    """
     if auth is None:
         return True
     if auth.__class__ is not MailAuth:
         return False
-    dmarc, compauth, header_from = auth.dmarc, auth.compauth, auth.header_from  # type: ignore[attr-defined]
-    return ((dmarc is None or (dmarc.__class__ is str and len(dmarc) <= MAX_ADDRESS_LENGTH))
+    dmarc, compauth, header_from = auth.dmarc, auth.compauth, auth.header_from
+    return (auth.smtp_auth.__class__ is bool
+            and (dmarc is None or (dmarc.__class__ is str and len(dmarc) <= MAX_ADDRESS_LENGTH))
             and (compauth is None or (compauth.__class__ is str and len(compauth) <= MAX_ADDRESS_LENGTH))
             and (header_from is None or (header_from.__class__ is str and len(header_from) <= MAX_ADDRESS_LENGTH)))
 

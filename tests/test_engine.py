@@ -337,6 +337,27 @@ class TestDecisionCache:
         engine.update(policy=Policy.classic())
         assert engine.mail("cameron@fabrikam.com", auth).policy_fingerprint == Policy.classic().fingerprint
 
+    def test_a_mailauth_built_around_its_check_is_never_a_cache_key(self):
+        """A MailAuth whose smtp_auth is not a bool (built past its check) is refused, tagged, cached or not."""
+
+        class Hostile:
+            def __eq__(self, other: object) -> bool:
+                return True
+
+            def __hash__(self) -> int:
+                return hash(True)
+
+        engine = TrustEngine(SNAP)
+        good = MailAuth(smtp_auth=True)
+        assert not engine.mail("megan@contoso.com", good).tag_external  # kept in the cache
+        values: list[object] = [Hostile(), [], 1]
+        for value in values:
+            forged = MailAuth()
+            object.__setattr__(forged, "smtp_auth", value)
+            decision = engine.mail("megan@contoso.com", forged)
+            assert decision.tag_external and "auth_given_invalid" in decision.reasons
+        assert not engine.mail("megan@contoso.com", good).tag_external
+
     def test_a_failed_mail_decision_is_not_kept(self, monkeypatch):
         """A decision made after an internal error (tagged, fail closed) is not served again once it would pass."""
         from mtotrust import _apps

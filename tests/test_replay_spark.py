@@ -27,7 +27,7 @@ from strategies import build, native, synced
 
 from mtotrust import Policy, Snapshot
 from mtotrust.replay import OUTPUT_SCHEMA, TRACE_SCHEMA, SnapshotHistory, SparkReplay, read_traces
-from mtotrust.replay._spark import ARROW_OUTPUT, trace_batch
+from mtotrust.replay._spark import ARROW_OUTPUT, store_name, trace_batch
 
 pytestmark = pytest.mark.spark
 
@@ -192,17 +192,21 @@ class TestSparkReplay:
         assert all(len(histories) == 1 for histories in by_pid.values()), by_pid  # one history a worker, kept
         assert any(r["history"] for r in seen)  # held by the module, not by a copy pickled with each task
 
-    def test_pandas_in_a_zone_that_turns_back_says_to_use_utc(self, spark: SparkSession, tmp_path: Path) -> None:
-        """01:30 on 1 November 2026 happens twice in New York: mapInPandas cannot say which; the error says why."""
+    def test_pandas_in_a_zone_that_turns_back(self, spark: SparkSession, tmp_path: Path) -> None:
+        """01:30 on 1 November 2026 happens twice in New York: replay_pandas sends instants and gets it right; a
+        plain mapInPandas hands over the wall time, and decide_pandas says why it cannot read it."""
         batch = pa.RecordBatch.from_pylist([{"message_id": "<a@t>", "sender": "a@b.c", "recipient": "d@e.f",
                                              "received": dt.datetime(2026, 11, 1, 5, 30, tzinfo=dt.UTC)}],
                                            schema=TRACE_SCHEMA)
         df = frame(spark, [batch], tmp_path, 1)
         spark.conf.set("spark.sql.session.timeZone", "America/New_York")
         try:
-            with pytest.raises(Exception, match="spark.sql.session.timeZone to UTC"):
-                collected(SparkReplay(spark, [S0]).replay_pandas(df), tmp_path)
-            assert 1 == collected(SparkReplay(spark, [S0]).replay(df), tmp_path).num_rows  # mapInArrow keeps instants
+            replay = SparkReplay(spark, [S0])
+            want = rows_of(local([batch], [S0]))
+            assert want == rows_of(collected(replay.replay_pandas(df), tmp_path))
+            assert want == rows_of(collected(replay.replay(df), tmp_path))
+            with pytest.raises(Exception, match="use a UTC session"):
+                collected(df.mapInPandas(replay.decide_pandas, replay.schema), tmp_path)
         finally:
             spark.conf.set("spark.sql.session.timeZone", "UTC")
 
@@ -216,6 +220,34 @@ class TestSparkReplay:
                                                      strict=True))], schema=TRACE_SCHEMA)
         assert rows_of(local([batch], [S0])) == got
         assert "absent" == got[0]["auth_source"]
+
+    def test_an_array_whose_elements_cannot_be_null_is_taken(self, spark: SparkSession, tmp_path: Path) -> None:
+        """array<string> with containsNull false (F.split, required Parquet lists) is the same column."""
+        from pyspark.sql import functions as F  # noqa: N812
+
+        df = spark.createDataFrame([("<a@t>", T0, "megan@contoso.com", "x@evil.example", "dmarc=pass")],
+                                   "message_id string, received timestamp, sender string, recipient string, h string")
+        df = df.withColumn("authentication_results", F.split("h", ";"))
+        assert not df.schema["authentication_results"].dataType.containsNull  # type: ignore[attr-defined]
+        got = rows_of(collected(SparkReplay(spark, [S0]).replay(df), tmp_path))
+        assert [["dmarc=pass"]] == [r["authentication_results"] for r in got]
+        assert "authentication_results" == got[0]["auth_source"]
+
+    def test_a_received_without_a_zone_is_refused(self) -> None:
+        """A naive received (Spark's TIMESTAMP_NTZ) given to the function directly is refused, not taken as UTC."""
+        batch = pa.RecordBatch.from_pylist([{"message_id": "<a@t>", "received": dt.datetime(2026, 1, 1)}],
+                                           schema=pa.schema([(f.name, pa.timestamp("us") if f.name == "received"
+                                                              else f.type) for f in TRACE_SCHEMA]))
+        with pytest.raises(ValueError, match="without a time zone"):
+            trace_batch(batch)
+
+    def test_the_shipped_stores_are_named_in_utc(self) -> None:
+        """The same snapshot at the same instant written in two zones is one store name."""
+        plus_two = dt.timezone(dt.timedelta(hours=2))
+        a = S0.with_delta([], taken_at=dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC))
+        b = S0.with_delta([], taken_at=dt.datetime(2026, 1, 1, 14, tzinfo=plus_two))
+        c = S0.with_delta([], taken_at=dt.datetime(2026, 1, 1, 12, tzinfo=plus_two))
+        assert store_name(a) == store_name(b) != store_name(c)
 
     @pytest.mark.parametrize(("schema", "words"), [
         ("message_id string, received timestamp, sender string", ["'recipient'", "rename"]),
@@ -266,14 +298,15 @@ class TestCommand:
         args: list[str | Path] = ["--traces", *GOOD, "--snapshot", store, "--json"]
         alone = run_cli(*args, "--out", tmp_path / "local.parquet")
         assert alone.returncode == 0, alone.stderr
-        (tmp_path / "spark.parquet").mkdir()
-        (tmp_path / "spark.parquet" / "stale.parquet").write_bytes(b"from an earlier run")
+        (tmp_path / "spark.parquet").mkdir()  # an earlier run's output, as Spark leaves it
+        (tmp_path / "spark.parquet" / "_SUCCESS").write_bytes(b"")
+        (tmp_path / "spark.parquet" / "part-00000-earlier.snappy.parquet").write_bytes(b"from an earlier run")
         on_spark = run_cli(*args, "--out", tmp_path / "spark.parquet", "--spark", "local[2]",
                            "--spark-conf", "spark.sql.shuffle.partitions=2")
         assert on_spark.returncode == 0, on_spark.stderr
         assert rows_of(pq.read_table(tmp_path / "local.parquet")) == rows_of(
             ds.dataset(str(tmp_path / "spark.parquet"), format="parquet").to_table())
-        assert not (tmp_path / "spark.parquet" / "stale.parquet").exists()
+        assert not (tmp_path / "spark.parquet" / "part-00000-earlier.snappy.parquet").exists()
         assert sorted(p.name for p in tmp_path.iterdir()) == ["early.sqlite", "local.parquet", "spark.parquet"]
         summary = {k: v for k, v in json.loads(on_spark.stdout).items() if k not in ("out", "spark")}
         assert summary == {k: v for k, v in json.loads(alone.stdout).items() if k not in ("out", "spark")}
@@ -289,9 +322,21 @@ class TestCommand:
         assert last.startswith("mtotrust replay: --spark local[1]: Spark did not start") and "Java" in last, last
         assert not list(tmp_path.iterdir())
 
+    def test_a_folder_spark_did_not_write_is_never_replaced(self, tmp_path: Path) -> None:
+        """--out naming a folder of other files (the current one, the traces' own) is refused; nothing is touched."""
+        (tmp_path / "keep.txt").write_text("mine")
+        got = run_cli("--traces", GOOD[0], "--snapshot", Path(__file__).parents[1] / "mtotrust" / "sample",
+                      "--out", tmp_path, "--spark", "local[1]")
+        assert (2, 1) == (got.returncode, len(got.stderr.strip().splitlines())), got.stderr
+        assert "Spark did not write" in got.stderr
+        assert ["keep.txt"] == [p.name for p in tmp_path.iterdir()]
+
     @pytest.mark.parametrize(("argv", "says"), [
         (["--spark-conf", "spark.executor.memory=1g"], "--spark-conf is for --spark"),
         (["--spark", "local[1]", "--spark-conf", "novalue"], "'novalue' is not KEY=VALUE"),
+        (["--spark", "spark://host:7077"], "runs local masters only"),
+        (["--spark", "yarn"], "SparkReplay in a Spark job"),
+        (["--spark", "local[0]"], "runs local masters only"),
     ])
     def test_bad_spark_options(self, tmp_path: Path, argv: list[str], says: str) -> None:
         """Spark options that cannot work are exit 2 with one line, before Spark starts."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -45,6 +46,8 @@ __all__ = ["run"]
 
 _BAD_SHOWN = 5  # bad rows listed on stderr (all are counted)
 _BATCH_ROWS = 65_536  # rows per Arrow batch handed to the Spark workers, as read_traces makes them
+_LOCAL_MASTER = re.compile(r"local(\[(\*|[1-9][0-9]*)(,[0-9]+)?\])?")  # local, local[2], local[*], local[2,3]
+_SPARK_OUTPUT = re.compile(r"(_SUCCESS|part-.*|\..*\.crc|_.*)")  # the files Spark writes into an output folder
 
 UNAUTHENTICATED = ("no row carried authentication (message traces have no Authentication-Results, and no DMARC "
                    "verdict was in the trace), and this policy requires authentication, so it tags every message "
@@ -77,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
     spark_conf = [_setting(item) for item in args.spark_conf]
     if spark_conf and not args.spark:
         raise UsageError("mtotrust replay: --spark-conf is for --spark; add --spark MASTER or drop it")
+    if args.spark and not _LOCAL_MASTER.fullmatch(args.spark):
+        raise UsageError(f"mtotrust replay: --spark {args.spark}: the command runs local masters only (local, "
+                         "local[N], local[*]): its trace and output files are on this machine. On a cluster, run "
+                         "mtotrust.replay.SparkReplay in a Spark job (docs/replay.md)")
     policy = load_policy(args.policy, args.policy_fingerprint)
     snapshots = [load_snapshot(path) for path in args.snapshot]
     counts = _Counts(pc)
@@ -134,9 +141,8 @@ def _on_spark(master: str, conf: list[tuple[str, str]], read: TraceRead, snapsho
     sql = require_extra("spark", "pyspark.sql")
     from mtotrust.replay import TRACE_SCHEMA, SparkReplay
 
-    if master.startswith("local"):  # the workers are this interpreter, on this machine only
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers are this interpreter
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # on this machine only
     builder = (sql.SparkSession.builder.master(master).appName("mtotrust replay")
                .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
                .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(_BATCH_ROWS)))
@@ -165,27 +171,44 @@ def _on_spark(master: str, conf: list[tuple[str, str]], read: TraceRead, snapsho
 def _atomic_folder(out: Path) -> Iterator[Path]:
     """Yield a path beside ``out`` for Spark to write a folder to; on success it becomes ``out``.
 
-    An ``out`` already there (a file or a folder) is moved aside, the new folder renamed in, then the old removed:
-    a reader sees the old output or the new, never half of one. On any error ``out`` is unchanged.
+    An ``out`` already there may only be a file (a local replay's) or a folder Spark wrote (``_SUCCESS`` and part
+    files); anything else is refused before any work. It is moved aside, the new folder renamed in, and only then
+    the old removed; if the second rename fails the old one is put back. On any error ``out`` is unchanged.
     """
     target = Path(os.path.realpath(out))
+    where = f"mtotrust replay: cannot write --out {str(out)!r}"
     if not target.parent.is_dir():
-        raise UsageError(f"mtotrust replay: cannot write --out {str(out)!r}: no folder {str(target.parent)!r}")
+        raise UsageError(f"{where}: no folder {str(target.parent)!r}")
     if not os.access(target.parent, os.W_OK):
-        raise UsageError(f"mtotrust replay: cannot write --out {str(out)!r}: its folder is not writable")
+        raise UsageError(f"{where}: its folder is not writable")
+    if target.is_dir() and not _spark_output(target):
+        raise UsageError(f"{where}: it is a folder that Spark did not write (no _SUCCESS, or other files in it); "
+                         f"name a new folder, such as {str(target / 'replay.parquet')!r}")
     token = secrets.token_hex(4)
     temp, old = (target.with_name(f".{target.name}.{token}.{end}") for end in ("tmp", "old"))
     try:
         yield temp
-        if target.exists() or target.is_symlink():
+        moved = target.exists() or target.is_symlink()
+        if moved:
             target.rename(old)
-        temp.rename(target)
+        try:
+            temp.rename(target)
+        except OSError:
+            if moved:
+                old.rename(target)
+            raise
     finally:
         for leftover in (temp, old):
-            if leftover.is_dir():
+            if leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover, ignore_errors=True)
-            elif leftover.exists():
+            elif leftover.exists() or leftover.is_symlink():
                 leftover.unlink()
+
+
+def _spark_output(folder: Path) -> bool:
+    """Whether ``folder`` holds only what a Spark Parquet write leaves: ``_SUCCESS``, part files, checksums."""
+    names = [entry.name for entry in folder.iterdir()]
+    return "_SUCCESS" in names and all(_SPARK_OUTPUT.fullmatch(name) for name in names)
 
 
 def _report_bad(bad: list[BadRow]) -> None:

@@ -1,7 +1,9 @@
 """Replay on Apache Spark: a ``mapInArrow`` job deciding trace rows on every executor, snapshots shipped once.
 
-The driver saves each snapshot once as a store named by its ``Snapshot.id`` and registers it with
-``SparkContext.addFile``, so Spark copies it to each executor once; a Python worker loads the stores it needs on
+The driver saves each snapshot once as a store named by its ``Snapshot.id`` and time, in one folder per user that
+outlives the process (a notebook's Python may restart while its Spark context stays, and Spark serves a file name
+from one path only), and registers it with ``SparkContext.addFile``, so Spark copies it to each executor once; a
+Python worker loads the stores it needs on
 its first batch (``SparkFiles.get``) and keeps the :class:`~mtotrust.replay.SnapshotHistory` they make in this
 module's :data:`_HISTORIES`, keyed by the snapshots' ids and the policy's fingerprint, for every later batch and
 task (Spark reuses its Python workers). The function a worker runs is an instance of a class of this module, so
@@ -12,9 +14,10 @@ Needs pyspark 3.5 or 4.x (the ``spark`` extra) and a classic Spark session (one 
 
 from __future__ import annotations
 
-import atexit
+import datetime as dt
 import json
-import shutil
+import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -46,25 +49,33 @@ _ARROW_INPUT = pa.schema([field.with_nullable(True) for field in TRACE_SCHEMA])
 _HISTORIES: dict[tuple[tuple[str, ...], str], SnapshotHistory] = {}
 """Per Python worker: the histories loaded so far, by (shipped store names, policy fingerprint)."""
 
+_HISTORIES_KEPT = 2
+"""Histories a worker keeps (the oldest goes first): a long-lived cluster replays many snapshot sets in turn."""
+
 
 def store_name(snapshot: Snapshot) -> str:
-    """Return the file name a snapshot is shipped under: its id and its time, which together name its content."""
-    return f"mtotrust-{snapshot.id.replace(':', '-')}-{snapshot.taken_at:%Y%m%dT%H%M%S%fZ}.sqlite"
+    """Return the file name a snapshot is shipped under: its id and its time (UTC), which together name it."""
+    taken = snapshot.taken_at.astimezone(dt.UTC)
+    return f"mtotrust-{snapshot.id.replace(':', '-')}-{taken:%Y%m%dT%H%M%S%fZ}.sqlite"
 
 
-def _shipped_folder() -> Path:
-    """Return this driver process's folder of shipped stores (one per process, removed when it exits).
+def shipped_folder() -> Path:
+    """Return the folder of shipped stores: ``mtotrust-spark-<uid>`` in the temporary folder, this user's only.
 
-    One folder, so a snapshot shipped twice to a session is the same path, which Spark registers once.
+    The same for every process of the user, so a snapshot shipped again after the driver's Python restarted is
+    the same path, which Spark registers once (it refuses a file name from a second path). The stores stay until
+    the temporary folder is cleaned.
+
+    Raises:
+        RuntimeError: the folder exists but is a link, another user's, or open to others.
     """
-    global _FOLDER  # noqa: PLW0603 - one folder per process, made on first use
-    if _FOLDER is None:
-        _FOLDER = Path(tempfile.mkdtemp(prefix="mtotrust-spark-"))
-        atexit.register(shutil.rmtree, _FOLDER, ignore_errors=True)
-    return _FOLDER
-
-
-_FOLDER: Path | None = None
+    folder = Path(tempfile.gettempdir()) / f"mtotrust-spark-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    found = folder.lstat()
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o077:
+        raise RuntimeError(f"{folder} is not a private folder of this user (a link, another user's, or open to "
+                           "others); remove it, and mtotrust makes it again")
+    return folder
 
 
 class _Decide:
@@ -89,6 +100,8 @@ class _Decide:
                                        f"{snapshot_id}: another file of that name was added to the Spark session; "
                                        "start a new session")
                 snapshots.append(snapshot)
+            while len(_HISTORIES) >= _HISTORIES_KEPT:
+                del _HISTORIES[next(iter(_HISTORIES))]
             found = _HISTORIES[key] = SnapshotHistory(snapshots, self.policy)
         return found
 
@@ -110,11 +123,16 @@ def trace_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     so: Spark 4 hands null arrays over to Python about a hundred times slower than text) and is read back here.
 
     Raises:
-        ValueError: an ``authentication_results`` text that is not a JSON array of strings.
+        ValueError: an ``authentication_results`` text that is not a JSON array of strings, or a ``received``
+            without a time zone.
     """
     columns = [batch.column(name) for name in TRACE_SCHEMA.names]
+    received = columns[TRACE_SCHEMA.get_field_index("received")].type
+    if pa.types.is_timestamp(received) and received.tz is None:
+        raise ValueError("received is a timestamp without a time zone (Spark's TIMESTAMP_NTZ): make it an instant "
+                         "first, e.g. F.to_utc_timestamp(F.col('received'), zone).cast('timestamp')")
     results = columns[_RESULTS]
-    if not pa.types.is_list(results.type):
+    if not (pa.types.is_list(results.type) or pa.types.is_large_list(results.type)):
         if results.null_count == len(results):
             columns[_RESULTS] = pa.nulls(len(results), _RESULTS_TYPE)
         else:
@@ -143,15 +161,22 @@ class _DecidePandas:
         self.timezone = timezone
 
     def __call__(self, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
         def batches() -> Iterator[pa.RecordBatch]:
             for given in frames:
-                # mapInPandas hands timestamps over as naive wall times of the session's time zone.
-                try:
-                    received = given["received"].dt.tz_localize(self.timezone)
-                except Exception as exc:  # noqa: BLE001 - pandas raises several kinds; each has the same fix
-                    raise ValueError(f"a received time cannot be read back from mapInPandas in the session time "
-                                     f"zone {self.timezone} ({exc}): the hour a daylight-saving zone turns back "
-                                     "is ambiguous; set spark.sql.session.timeZone to UTC, or use replay()") from None
+                column = given["received"]
+                if pd.api.types.is_integer_dtype(column):  # microseconds since the epoch: replay_pandas sends them
+                    received = pd.to_datetime(column, unit="us", utc=True)
+                else:  # mapInPandas hands timestamps over as naive wall times of the session's time zone
+                    try:
+                        received = column.dt.tz_localize(self.timezone)
+                    except Exception as exc:  # noqa: BLE001 - pandas and pytz raise several kinds
+                        raise ValueError(
+                            f"received times cannot be read back in the session time zone {self.timezone}: {exc} "
+                            "(mapInPandas hands them over as wall-clock times, which are ambiguous in the hour a "
+                            "daylight-saving zone turns back: use a UTC session, or replay_pandas(), which sends "
+                            "instants)") from None
                 yield pa.RecordBatch.from_pandas(given.assign(received=received), preserve_index=False)
 
         for decided in self.decide(batches()):
@@ -193,7 +218,7 @@ class SparkReplay:
         self._spark = spark
         self.snapshots = history.snapshots
         self.policy = policy
-        folder = _shipped_folder()
+        folder = shipped_folder()
         for snapshot in self.snapshots:
             path = folder / store_name(snapshot)
             if not path.exists():
@@ -215,7 +240,10 @@ class SparkReplay:
 
     @property
     def decide_pandas(self) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-        """The same for ``DataFrame.mapInPandas(fn, self.schema)``, for pipelines built on pandas UDFs."""
+        """The same for ``DataFrame.mapInPandas(fn, self.schema)``, for pipelines built on pandas UDFs.
+
+        It reads the naive times ``mapInPandas`` hands over in the session time zone in force when it is made.
+        """
         return _DecidePandas(self._decide, self._spark.conf.get("spark.sql.session.timeZone") or "UTC")
 
     def traces(self, frame: DataFrame) -> DataFrame:
@@ -238,12 +266,12 @@ class SparkReplay:
                                      f"are {', '.join(TRACE_SCHEMA.names)}), or read the traces with "
                                      "mtotrust.replay.read_traces")
                 columns.append(F.lit(None).cast(field.dataType).alias(field.name))
-            elif found != field.dataType:
+            elif found != field.dataType and not _same_array(found, field.dataType):
                 raise ValueError(f"the traces' {field.name!r} column is {found.simpleString()}, not "
                                  f"{field.dataType.simpleString()}; cast it first (for a time written as text, "
                                  f"F.to_timestamp(column) in a session whose time zone is the text's)")
-            else:
-                columns.append(F.col(field.name))
+            else:  # an array whose elements cannot be null is the same column: the cast only says they may be
+                columns.append(F.col(field.name).cast(field.dataType))
         return frame.select(*columns)
 
     def replay(self, frame: DataFrame) -> DataFrame:
@@ -251,8 +279,21 @@ class SparkReplay:
         return _results_as_json(self.traces(frame)).mapInArrow(self._decide, self.schema)
 
     def replay_pandas(self, frame: DataFrame) -> DataFrame:
-        """Return the same rows as :meth:`replay`, decided through ``mapInPandas``."""
-        return _results_as_json(self.traces(frame)).mapInPandas(self.decide_pandas, self.schema)
+        """Return the same rows as :meth:`replay`, decided through ``mapInPandas``.
+
+        ``received`` goes to the workers as microseconds since the epoch, so no session time zone is involved.
+        """
+        from pyspark.sql import functions as F  # noqa: N812
+
+        sent = _results_as_json(self.traces(frame)).withColumn("received", F.unix_micros("received"))
+        return sent.mapInPandas(self.decide_pandas, self.schema)
+
+
+def _same_array(found: Any, wanted: Any) -> bool:
+    """Whether two Spark types are arrays of the same element type (whether elements may be null aside)."""
+    from pyspark.sql.types import ArrayType
+
+    return isinstance(found, ArrayType) and isinstance(wanted, ArrayType) and found.elementType == wanted.elementType
 
 
 def _results_as_json(frame: DataFrame) -> DataFrame:
