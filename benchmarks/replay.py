@@ -33,6 +33,8 @@ Parquet file (one row group a batch; Spark reads it as two partitions):
 
 - ``SparkReplay.replay`` with the 3-snapshot history: ``mapInArrow`` into Spark's ``noop`` sink (every row decided
   and handed back to the JVM, nothing written), timed after a first job that loaded the snapshots in the workers.
+- ``the output columns without deciding``: the same rows through a function that builds the output batch the way
+  the local baseline does (``columns_only``, nothing decided): Spark's cost of taking the 17 output columns back.
 - ``baseline: mapInArrow identity``: the same rows, as ``replay()`` hands them to Python, through a function that
   gives its batches back unchanged: Spark's own cost of moving the rows through Python.
 - **per core** is rows / wall seconds / 2 (both cores busy for the job); the target compares it with the local
@@ -73,7 +75,7 @@ from benchmarks import generate as gen
 from benchmarks.run import OUT, _git, write_results
 from mtotrust import Policy, Snapshot, TrustEngine
 from mtotrust.replay import OUTPUT_SCHEMA, TRACE_SCHEMA, SnapshotHistory, SparkReplay, evaluate_batch, read_traces
-from mtotrust.replay._spark import _results_as_json
+from mtotrust.replay._spark import ARROW_OUTPUT, _results_as_json, trace_batch
 
 BATCH_ROWS = 65_536
 DISTINCT = 2_000  # senders, and as many recipients
@@ -246,9 +248,15 @@ def bench_spark(batches: list[pa.RecordBatch], snapshots: list[Snapshot], repeat
         def identity(it: Any) -> Any:
             yield from it
 
+        def undecided(it: Any) -> Any:
+            for batch in it:
+                yield columns_only(trace_batch(batch)).cast(ARROW_OUTPUT)
+
         sent = _results_as_json(replay.traces(df))  # the rows as replay() hands them to Python
         ways = {"spark": lambda: replay.replay(df).write.format("noop").mode("overwrite").save(),
                 "spark_baseline": lambda: sent.mapInArrow(identity, sent.schema).write.format("noop").mode(
+                    "overwrite").save(),
+                "spark_output": lambda: sent.mapInArrow(undecided, replay.schema).write.format("noop").mode(
                     "overwrite").save()}
         r["spark_first_s"] = timed(ways["spark"])[0]  # the workers load the history here
         got: dict[str, list[float]] = {name: [] for name in ways}
@@ -322,6 +330,7 @@ def print_table(r: dict[str, Any]) -> None:
           f"(session start {r['spark_start_s']:.1f} s; medians of {r['repeats']}) ==")
     print(f"{'way':<52} {'seconds':>8} {'rows/s':>11} {'per core':>11} {'× baseline':>10}")
     for name, key in (("SparkReplay.replay (3 snapshots), noop sink", "spark"),
+                      ("the output columns without deciding, noop sink", "spark_output"),
                       ("baseline: mapInArrow identity, noop sink", "spark_baseline")):
         wall = r[f"{key}_s"]
         print(f"{name:<52} {wall:>8.3f} {n / wall:>11,.0f} {n / wall / cores:>11,.0f} "
