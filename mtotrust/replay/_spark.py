@@ -120,7 +120,7 @@ def trace_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
 
     Spark hands every column over nullable and the timestamps labelled with the session's time zone (the same
     instants: the cast is a relabelling). ``authentication_results`` may come as JSON text (``replay()`` sends it
-    so: Spark 4 hands null arrays over to Python about a hundred times slower than text) and is read back here.
+    so: pyspark 4 hands null arrays over to Python 4 to 30 times slower than text) and is read back here.
 
     Raises:
         ValueError: an ``authentication_results`` text that is not a JSON array of strings, or a ``received``
