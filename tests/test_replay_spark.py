@@ -210,6 +210,18 @@ class TestSparkReplay:
         finally:
             spark.conf.set("spark.sql.session.timeZone", "UTC")
 
+    def test_a_worker_keeps_the_last_two_histories(self, spark: SparkSession) -> None:
+        """Three policies in turn: the oldest history is let go, the newest two kept (here, on the driver)."""
+        from mtotrust.replay import _spark
+
+        policies = [Policy.default(), Policy.classic(), Policy.from_data({"teams": {"presence": "internal"}})]
+        decides = [SparkReplay(spark, [S0, S1], p).decide_arrow for p in policies]
+        histories = [d.history() for d in decides]  # type: ignore[attr-defined]
+        kept = list(_spark._HISTORIES.values())
+        assert len(kept) == 2 and kept == histories[1:]
+        assert decides[2].history() is histories[2]  # type: ignore[attr-defined]  # kept: not loaded again
+        assert [s.id for s in histories[0].snapshots] == [S0.id, S1.id]
+
     def test_a_frame_with_the_required_columns_only(self, spark: SparkSession, tmp_path: Path) -> None:
         """direction, authentication_results and dmarc may be absent: they are nulls, decided as absent."""
         rows = [("<a@t>", T0 + dt.timedelta(hours=1), "megan@contoso.com", "cameron@fabrikam.com", "extra")]
