@@ -163,10 +163,10 @@ def _replay_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     _fingerprint_option(command)
     command.add_argument("--out", required=True, metavar="PATH.parquet", help="where to write the decided rows (a "
                          "file; with --spark, a folder of Parquet part files)")
-    command.add_argument("--spark", metavar="MASTER", help="decide on Spark with this master URL (local[2], "
-                         "spark://host:7077, yarn) instead of in this process; needs the 'spark' extra and Java 17+")
+    command.add_argument("--spark", metavar="MASTER", help="decide on a local Spark (local, local[N], local[*]) "
+                         "instead of in this process; needs the 'spark' extra and Java 17+")
     command.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark setting for "
-                         "--spark (repeatable), such as spark.executor.memory=4g")
+                         "--spark (repeatable), such as spark.driver.memory=8g")
     command.add_argument("--json", action="store_true", help="print the summary as JSON")
     command.set_defaults(run=_command("replay"))
 

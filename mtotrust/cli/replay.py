@@ -130,7 +130,7 @@ def _setting(item: str) -> tuple[str, str]:
     key, equals, value = item.partition("=")
     if not equals or not key.strip():
         raise UsageError(f"mtotrust replay: --spark-conf {item!r} is not KEY=VALUE (for example "
-                         "spark.executor.memory=4g)")
+                         "spark.driver.memory=8g)")
     return key.strip(), value
 
 
