@@ -21,6 +21,10 @@ Two layers make a call cheap:
   reads are plain dict reads that never reorder anything, so they need no lock under the GIL; writes and
   evictions take the state's lock. FIFO rather than LRU because LRU must reorder on every read, which is a write
   that needs the lock.
+
+The module is large because the state, its two layers and the engine that reads them are one mechanism: every
+call reads one ``_State`` once, and the cache keys, the staleness rule and the swap only hold together when they
+change together. The per-app decisions themselves live in ``_apps``, the explanations in ``_explain``.
 """
 
 from __future__ import annotations
