@@ -349,6 +349,8 @@ class TestCommand:
         (["--spark", "spark://host:7077"], "runs local masters only"),
         (["--spark", "yarn"], "SparkReplay in a Spark job"),
         (["--spark", "local[0]"], "runs local masters only"),
+        (["--spark", "local[\u0662]"], "runs local masters only"),  # an Arabic-Indic two is not a core count
+        (["--spark", "local[2]", "--spark-conf", " =x"], "is not KEY=VALUE"),
     ])
     def test_bad_spark_options(self, tmp_path: Path, argv: list[str], says: str) -> None:
         """Spark options that cannot work are exit 2 with one line, before Spark starts."""
